@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both create .venv and install first.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint system-deps bench clean reset help
+
+help:
+	@echo "make run    - start the hub on the embedded broker (broker, processors, simulator, metrics)"
+	@echo "make test   - install into .venv (and Debian's postgresql/prometheus when missing), lint, run the tests"
+	@echo "make bench  - run the throughput and latency benchmarks (results: BENCHMARKS.md)"
+	@echo "make reset  - delete the embedded broker's data dir (.hub-data)"
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Debian packages the tests run for real (PostgreSQL for SQL connectors, Prometheus scraping the hub).
+system-deps:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+run: $(STAMP)
+	$(BIN)/hub up
+
+lint: $(STAMP)
+	$(BIN)/ruff check hub connectors tests benchmarks deploy
+
+test: $(STAMP) system-deps lint
+	$(BIN)/hub schemas check
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+reset:
+	rm -rf .hub-data
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

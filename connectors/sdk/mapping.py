@@ -1,0 +1,301 @@
+"""Field mapping: department columns (often Chinese headers) → event fields, at the edge.
+
+Departments export what their systems print: ``身份证号``, ``人员类别`` = ``脱贫人口、监测对象``,
+``家庭年人均纯收入(元)`` = ``8,650.50``, dates as ``2024/3/5`` or ``2024年3月5日``. A mapping
+declares, per event field, the column it comes from and how to read it; the ID number is
+validated and replaced by ``person_token`` here, so a raw number never reaches a hub topic.
+
+The ``event_id`` is deterministic — a hash of the source, the natural key and the mapped row
+content — so re-sending a row (after a crash, or the same file dropped twice) yields the same id
+and the processors ignore it as a redelivery; a corrected row gets a new id because its content
+changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from connectors.sdk.errors import RecordRejected
+from hub import identity
+from hub.errors import ValidationError as HubValidationError
+from hub.timeutil import SHANGHAI, format_time
+
+FieldType = Literal[
+    "str", "int", "year", "fen", "yuan", "bool", "date", "datetime", "id_number", "enum", "categories", "const",
+]
+
+_TRUE = {"是", "有", "y", "yes", "true", "1", "已参保", "参保", "有效", "在保", "正常", "签约", "已签约"}
+_FALSE = {"否", "无", "n", "no", "false", "0", "未参保", "无效", "停保", "终止", "解约", "未签约"}
+
+
+class FieldSpec(BaseModel):
+    """How one event field is read from a department row."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    column: str | None = Field(None, description="header of the column; `a|b` accepts either name")
+    type: FieldType = Field("str", description="how the cell is read (see connectors/README.md)")
+    values: dict[str, Any] | None = Field(None, description="department wording → event value (enum, categories, bool)")
+    separator: str = Field("、,，;；|/ ", description="any of these characters splits a categories cell")
+    value: Any = Field(None, description="the constant (type: const)")
+    required: bool = Field(True, description="a missing or empty cell rejects the row")
+    default: Any = Field(None, description="value when the cell is empty and the field is not required")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> FieldSpec:
+        if self.type == "const":
+            if self.value is None:
+                raise ValueError("type const needs `value`")
+        elif not self.column:
+            raise ValueError(f"type {self.type} needs `column`")
+        if self.type in ("enum",) and not self.values:
+            raise ValueError(f"type {self.type} needs `values` (department wording → event value)")
+        return self
+
+    def headers(self) -> list[str]:
+        return [_norm_header(h) for h in (self.column or "").split("|") if h.strip()]
+
+
+class MappingConfig(BaseModel):
+    """Per event field, its ``FieldSpec``; plus what identifies a row (for deterministic event ids)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fields: dict[str, FieldSpec] = Field(min_length=1)
+    natural_key: list[str] = Field(min_length=1, description="columns that identify the department record")
+    key: str = Field("person_token", description="event field used as the Kafka record key")
+    event_id: bool = Field(True, description="fill `event_id` from source + natural key + row content")
+
+    @model_validator(mode="after")
+    def _key_is_a_field(self) -> MappingConfig:
+        if self.key not in self.fields:
+            raise ValueError(f"key field {self.key!r} is not among the mapped fields")
+        return self
+
+    def required_headers(self) -> set[str]:
+        """Headers that must all appear in a header row (used to find it under title rows)."""
+        return {spec.headers()[0] for spec in self.fields.values() if spec.column and spec.required}
+
+
+@dataclass(frozen=True)
+class MappedRow:
+    value: dict[str, Any]
+    key: str
+
+
+def _norm_header(h: object) -> str:
+    """Headers compared without whitespace (exports wrap ``身份证\\n号码``) and with ASCII brackets."""
+    s = re.sub(r"\s+", "", str(h if h is not None else ""))
+    return s.replace("（", "(").replace("）", ")").replace("\ufeff", "")
+
+
+def normalise_row(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """Row keyed by normalised header, cells stripped; empty strings become ``None``."""
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if isinstance(v, str):
+            v = v.strip().replace("\u3000", "") or None
+        out[_norm_header(k)] = v
+    return out
+
+
+def map_row(mapping: MappingConfig | None, row: Mapping[Any, Any], *, source: str | None,
+            pseudonym_key: str) -> MappedRow:
+    """Map one department row to event fields; raises ``RecordRejected`` naming the column."""
+    if mapping is None:
+        raise RecordRejected("no_mapping", "the connector has no `mapping` to read this row")
+    cells = normalise_row(row)
+    value: dict[str, Any] = {}
+    for field, spec in mapping.fields.items():
+        value[field] = _read(field, spec, cells, pseudonym_key)
+    if mapping.event_id and "event_id" not in mapping.fields:
+        value["event_id"] = event_id(source or "", _natural_key(mapping, cells), _content(mapping, cells))
+    key = value.get(mapping.key)
+    if not key:
+        raise RecordRejected("missing_field", f"key field {mapping.key} is empty", mapping.key)
+    return MappedRow(value=value, key=str(key))
+
+
+def event_id(source: str, natural_key: list[Any], content: dict[str, Any]) -> str:
+    """Deterministic UUID from source, natural key and content: re-sent rows are recognisable."""
+    blob = json.dumps([source, natural_key, content], ensure_ascii=False, sort_keys=True, default=str)
+    return str(uuid.UUID(bytes=hashlib.sha256(blob.encode()).digest()[:16], version=5))
+
+
+def _natural_key(mapping: MappingConfig, cells: dict[str, Any]) -> list[Any]:
+    return [_cell_text(_lookup(cells, [_norm_header(c) for c in col.split("|")])) for col in mapping.natural_key]
+
+
+def _content(mapping: MappingConfig, cells: dict[str, Any]) -> dict[str, Any]:
+    return {f: _cell_text(_lookup(cells, s.headers())) for f, s in sorted(mapping.fields.items()) if s.column}
+
+
+def _cell_text(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def _lookup(cells: dict[str, Any], headers: list[str]) -> Any:
+    for h in headers:
+        if h in cells:
+            return cells[h]
+    return None
+
+
+def _read(field: str, spec: FieldSpec, cells: dict[str, Any], pseudonym_key: str) -> Any:
+    if spec.type == "const":
+        return spec.value
+    raw = _lookup(cells, spec.headers())
+    if raw is None or raw == "":
+        if spec.required:
+            raise RecordRejected("missing_field", f"column {spec.column!r} ({field}) is empty or absent", spec.column)
+        return spec.default
+    try:
+        return _CONVERT[spec.type](raw, spec, pseudonym_key)
+    except RecordRejected:
+        raise
+    except (ValueError, TypeError, InvalidOperation, ArithmeticError) as exc:
+        raise RecordRejected("invalid_input", f"column {spec.column!r} ({field}): {exc}", spec.column) from None
+
+
+def _str(raw: Any, spec: FieldSpec, _k: str) -> str:
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)  # Excel stores codes like 530102 as numbers
+    return str(raw).strip()
+
+
+def _int(raw: Any, spec: FieldSpec, _k: str) -> int:
+    if isinstance(raw, bool):
+        raise ValueError(f"expected a whole number, found {raw!r}")
+    d = Decimal(str(raw).replace(",", "").strip())
+    if d != d.to_integral_value():
+        raise ValueError(f"expected a whole number, found {raw!r}")
+    return int(d)
+
+
+def _year(raw: Any, spec: FieldSpec, k: str) -> int:
+    y = _int(str(raw).strip().removesuffix("年度").removesuffix("年"), spec, k)
+    if not 1900 <= y <= 2200:
+        raise ValueError(f"expected a year, found {raw!r}")
+    return y
+
+
+def _yuan(raw: Any, spec: FieldSpec, _k: str) -> int:
+    """Yuan with at most two decimals → integer fen, exactly (no float rounding)."""
+    text = str(raw).replace(",", "").replace("，", "").replace("元", "").replace("¥", "").strip()
+    fen = Decimal(text) * 100
+    if fen != fen.to_integral_value():
+        raise ValueError(f"expected yuan with at most 2 decimals, found {raw!r}")
+    if fen < 0:
+        raise ValueError(f"expected an amount ≥ 0, found {raw!r}")
+    return int(fen)
+
+
+def _fen(raw: Any, spec: FieldSpec, k: str) -> int:
+    v = _int(raw, spec, k)
+    if v < 0:
+        raise ValueError(f"expected an amount ≥ 0, found {raw!r}")
+    return v
+
+
+def _bool(raw: Any, spec: FieldSpec, _k: str) -> bool | None:
+    if isinstance(raw, bool):
+        return raw
+    text = _str(raw, spec, _k)
+    if spec.values:
+        if text in spec.values:  # a wording mapped to null means "absent" (a follow-up has no `active`)
+            mapped = spec.values[text]
+            return None if mapped is None else bool(mapped)
+        raise ValueError(f"expected one of {', '.join(spec.values)}, found {text!r}")
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise ValueError(f"expected 是/否 (or Y/N, 1/0), found {text!r}")
+
+
+_DATE_PATTERNS = (
+    re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
+               r"(?:[ T](\d{1,2})[:：时](\d{1,2})(?:[:：分](\d{1,2})(?:\.(\d+))?)?秒?)?$"),
+    re.compile(r"^(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2})(\d{2})?)?$"),
+)
+
+
+def _parse_local(raw: Any) -> tuple[datetime, bool]:
+    """A department date or timestamp as Shanghai time; the flag says whether it had a time of day."""
+    if isinstance(raw, datetime):
+        dt = raw if raw.tzinfo else raw.replace(tzinfo=SHANGHAI)
+        return dt.astimezone(SHANGHAI), True
+    if isinstance(raw, date):
+        return datetime(raw.year, raw.month, raw.day, tzinfo=SHANGHAI), False
+    text = str(raw).strip()
+    if "T" in text and ("+" in text or text.endswith("Z")):
+        from hub.timeutil import parse_event_time
+
+        return parse_event_time(text), True
+    for pat in _DATE_PATTERNS:
+        m = pat.match(text)
+        if m:
+            y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
+            hh, mi, ss = (int(g) if g else 0 for g in m.groups()[3:6])
+            frac = (m.groups()[6] if len(m.groups()) > 6 else None) or ""
+            micro = int((frac + "000000")[:6]) if frac else 0
+            return datetime(y, mo, d, hh, mi, ss, micro, tzinfo=SHANGHAI), m.group(4) is not None
+    raise ValueError(f"expected a date like 2024-03-05, 2024/3/5 or 2024年3月5日, found {text!r}")
+
+
+def _date(raw: Any, spec: FieldSpec, _k: str) -> str:
+    return _parse_local(raw)[0].date().isoformat()
+
+
+def _datetime(raw: Any, spec: FieldSpec, _k: str) -> str:
+    return format_time(_parse_local(raw)[0])
+
+
+def _id_number(raw: Any, spec: FieldSpec, key: str) -> str:
+    """Validate (GB 11643 check digit) and pseudonymise: only the token leaves this function."""
+    try:
+        normalised = identity.validate_id_number(_str(raw, spec, key))
+    except HubValidationError as exc:
+        raise RecordRejected("invalid_id_number", f"column {spec.column!r}: {exc.problem}", spec.column) from None
+    return identity.person_token(normalised, key)
+
+
+def _enum(raw: Any, spec: FieldSpec, _k: str) -> Any:
+    text = _str(raw, spec, _k)
+    if spec.values is None:
+        return text
+    if text not in spec.values:
+        raise ValueError(f"expected one of {', '.join(spec.values)}, found {text!r}")
+    return spec.values[text]
+
+
+def _categories(raw: Any, spec: FieldSpec, _k: str) -> list[str]:
+    parts = [p for p in re.split("[" + re.escape(spec.separator) + "]", _str(raw, spec, _k)) if p.strip()]
+    out: set[str] = set()
+    for p in parts:
+        p = p.strip()
+        if spec.values is None:
+            out.add(p)
+        elif p in spec.values:
+            mapped = spec.values[p]
+            if mapped:  # a wording mapped to null/"" means "not a hub category" (e.g. 一般户)
+                out.add(mapped)
+        else:
+            raise ValueError(f"unknown category {p!r}; expected one of {', '.join(spec.values)}")
+    return sorted(out)
+
+
+_CONVERT = {
+    "str": _str, "int": _int, "year": _year, "fen": _fen, "yuan": _yuan, "bool": _bool, "date": _date,
+    "datetime": _datetime, "id_number": _id_number, "enum": _enum, "categories": _categories,
+}

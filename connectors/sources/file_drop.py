@@ -1,0 +1,153 @@
+"""file_drop — CSV and XLSX exports dropped in a folder by a department.
+
+Overview
+    The department (or a scheduled task on its side) saves an export — ``脱贫人口名单.xlsx``,
+    ``低保特困人员.csv`` — into an inbox folder. Each row becomes one event on the configured
+    topic; the file is then moved to ``processed/`` with a rejects report beside it.
+
+How it works
+    Files matching ``patterns`` and unchanged for ``settle_seconds`` are read in name order.
+    Each file is its own source partition ``file:<name>:<sha256 prefix>``; the position is the
+    last row handed to the hub. The header is found under any title rows (``tabular``). Each row is
+    mapped (``mapping``) — the ID number becomes ``person_token`` here — and yielded with its row
+    number. When the runner has committed the last row, the file moves aside.
+
+Behaviour when things go wrong
+    A bad row → dead letter (original row encrypted) + a line in ``<file>.rejects.csv``; the
+    rest of the file goes on. A file that cannot be read at all (encoding, no header) → one dead
+    letter, a rejects report saying why, and the file moved aside. Killed mid-file → the restart
+    resumes after the last committed row; rows after it are re-sent with the same event ids. The
+    same file dropped again (same bytes) → recognised by its hash, moved aside, nothing re-sent.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from connectors.sdk.base import SourceConnector
+from connectors.sdk.config import SourceConfig
+from connectors.sdk.records import Rejected, SourceOffset, SourceRecord
+from connectors.sources.tabular import UnreadableFile, read_table
+
+
+class FileDropConfig(SourceConfig):
+    """Settings of file_drop (every key is documented in connectors/README.md)."""
+
+    inbox: Path = Field(description="folder the department drops files into (relative to the YAML file)")
+    patterns: list[str] = Field(["*.csv", "*.xlsx"], description="glob patterns of files to read")
+    processed_dir: Path | None = Field(None, description="where read files go; default <inbox>/processed")
+    encoding: Literal["auto", "utf-8", "gbk", "gb18030"] = Field("auto", description="CSV text encoding")
+    sheet: str | int = Field(0, description="XLSX sheet name or 0-based index")
+    header_row: int | None = Field(None, ge=1, description="row number of the header; default: found")
+    settle_seconds: float = Field(2.0, ge=0, description="skip files modified more recently (still being written)")
+
+    @model_validator(mode="after")
+    def _needs_mapping(self) -> FileDropConfig:
+        if self.mapping is None:
+            raise ValueError("file_drop needs a `mapping` (department columns → event fields)")
+        return self
+
+
+REPORT_HEADER = ["行号 row", "原因 reason", "说明 detail", "列 column"]
+
+
+class FileDropSource(SourceConnector):
+    """Reads department exports from an inbox folder (see module docstring)."""
+
+    config_model = FileDropConfig
+    config: FileDropConfig
+
+    def start(self, offsets: Mapping[str, Mapping[str, Any]]) -> None:
+        super().start(offsets)
+        self.inbox = self.config.resolve(self.config.inbox)
+        self.processed = self.config.resolve(self.config.processed_dir or (self.config.inbox / "processed"))
+        self.processed.mkdir(parents=True, exist_ok=True)
+        self._files: dict[str, Path] = {}
+
+    def _candidates(self) -> list[Path]:
+        if not self.inbox.is_dir():
+            raise FileNotFoundError(f"inbox {self.inbox} does not exist")
+        found = {p for pat in self.config.patterns for p in self.inbox.glob(pat) if p.is_file()}
+        now = time.time()
+        return sorted(p for p in found if now - p.stat().st_mtime >= self.config.settle_seconds
+                      and not p.name.startswith((".", "~$")))
+
+    def poll(self) -> Iterator[tuple[SourceRecord | Rejected, SourceOffset | None]]:
+        for path in self._candidates():
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            part = f"file:{path.name}:{digest[:16]}"
+            self._files[part] = path
+            pos = self.offsets.get(part, {})
+            if pos.get("done"):  # committed before a crash, or the same file dropped twice
+                self._finish(part, path)
+                continue
+            yield from self._rows(path, part, int(pos.get("row", 0)))
+
+    def _rows(self, path: Path, part: str, after: int) -> Iterator[tuple[SourceRecord | Rejected, SourceOffset]]:
+        mapping = self.config.mapping
+        assert mapping is not None
+        required = [s.headers() for s in mapping.fields.values() if s.column and s.required]
+        try:
+            rows = read_table(path, required, encoding=self.config.encoding, sheet=self.config.sheet,
+                              header_row=self.config.header_row)
+        except UnreadableFile as exc:
+            self._note(part, path, 0, "unreadable_file", str(exc), None)
+            original = json.dumps({"file": path.name, "error": str(exc)}, ensure_ascii=False).encode()
+            yield (Rejected(original=original, reason="unreadable_file", detail=f"{path.name}: {exc}"),
+                   SourceOffset(part, {"row": 0, "done": True}))
+            return
+        if not rows:
+            self._finish(part, path)
+            return
+        last = rows[-1].number
+        for row in rows:
+            if row.number <= after:
+                continue
+            item = self.map_row(row.cells, where=f"{path.name}:{row.number}")
+            if isinstance(item, Rejected):
+                self._note(part, path, row.number, item.reason, item.detail, item.field)
+            yield item, SourceOffset(part, {"row": row.number, "done": row.number == last})
+
+    def committed(self, offsets: Mapping[str, Mapping[str, Any]]) -> None:
+        for part, pos in offsets.items():
+            if pos.get("done") and part in self._files:
+                self._finish(part, self._files[part])
+            self.offsets[part] = pos
+
+    # -- rejects report and moving aside ---------------------------------------------------
+    def _partial(self, part: str, path: Path) -> Path:
+        return self.processed / f".{path.name}.{part.rsplit(':', 1)[-1]}.rejects.partial"
+
+    def _note(self, part: str, path: Path, row: int, reason: str, detail: str, column: str | None) -> None:
+        """Append a reject at once, so a crash mid-file loses no line of the report."""
+        with self._partial(part, path).open("a", encoding="utf-8", newline="") as f:
+            csv.writer(f).writerow([row, reason, detail, column or ""])
+
+    def _finish(self, part: str, path: Path) -> None:
+        if not path.exists():
+            return
+        target = self.processed / path.name
+        if target.exists():
+            target = self.processed / f"{path.stem}.{part.rsplit(':', 1)[-1][:8]}{path.suffix}"
+        partial = self._partial(part, path)
+        if partial.exists():
+            with partial.open(encoding="utf-8", newline="") as f:
+                lines = {int(r[0]): r for r in csv.reader(f) if r}
+            report = target.with_name(target.name + ".rejects.csv")
+            with report.open("w", encoding="utf-8-sig", newline="") as f:  # BOM: Excel shows Chinese right
+                w = csv.writer(f)
+                w.writerow(REPORT_HEADER)
+                w.writerows(lines[n] for n in sorted(lines))
+            partial.unlink()
+        shutil.move(str(path), str(target))
+        self.context.logger.info("%s: %s moved to %s", self.config.name, path.name, target)

@@ -1,0 +1,125 @@
+"""Reading department spreadsheets as they really arrive: CSV in GBK or UTF-8, XLSX with title rows.
+
+Kept apart from ``file_drop`` because it is pure (bytes in, numbered rows out) and so testable
+without a broker, and because a new file-based connector can reuse it.
+
+What real exports do, and what this module does about it:
+- CSV saved by Excel on a Chinese Windows is GBK (often without saying so); saved elsewhere it is
+  UTF-8, maybe with a BOM. ``encoding: auto`` tries UTF-8 (BOM allowed) strictly, then GB18030
+  (a superset of GBK), so a file is never half-decoded.
+- One or more merged title rows (``XX县2024年脱贫人口名单``, ``填报单位：…``) sit above the header.
+  The header is the first row holding every required column of the mapping.
+- Blank lines anywhere are skipped; row numbers stay those a person sees in Excel.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connectors.sdk.mapping import _norm_header
+
+HEADER_SEARCH_ROWS = 30
+
+
+class UnreadableFile(Exception):
+    """The file cannot be read as a table (encoding, format, or no header row)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    number: int  # 1-based row (CSV line) number, as Excel shows it
+    cells: dict[str, Any]
+
+
+def decode_text(data: bytes, encoding: str = "auto") -> str:
+    """Decode CSV bytes; ``auto`` = strict UTF-8 (BOM allowed), else GB18030."""
+    if encoding != "auto":
+        try:
+            return data.decode("utf-8-sig" if encoding.lower() in ("utf-8", "utf8") else encoding)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise UnreadableFile(f"not {encoding}: {exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(f"neither UTF-8 nor GBK/GB18030: {exc}") from None
+
+
+def csv_rows(data: bytes, encoding: str = "auto") -> list[tuple[int, list[Any]]]:
+    text = decode_text(data, encoding)
+    sample = text[:4096]
+    delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    out = []
+    try:
+        start = 1
+        for cells in reader:
+            out.append((start, list(cells)))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise UnreadableFile(f"line {reader.line_num}: {exc}") from None
+    return out
+
+
+def xlsx_rows(path: Path, sheet: str | int = 0) -> list[tuple[int, list[Any]]]:
+    from python_calamine import CalamineError, CalamineWorkbook
+
+    try:
+        wb = CalamineWorkbook.from_path(str(path))
+        ws = wb.get_sheet_by_name(sheet) if isinstance(sheet, str) else wb.get_sheet_by_index(sheet)
+        values = ws.to_python(skip_empty_area=False)
+    except (CalamineError, IndexError, KeyError, ValueError, OSError) as exc:
+        raise UnreadableFile(f"cannot read sheet {sheet!r}: {type(exc).__name__}: {exc}") from None
+    return [(i + 1, list(r)) for i, r in enumerate(values)]
+
+
+def _blank(cells: Sequence[Any]) -> bool:
+    return all(c is None or (isinstance(c, str) and not c.strip()) for c in cells)
+
+
+def find_header(rows: list[tuple[int, list[Any]]], required: list[list[str]],
+                header_row: int | None = None) -> int:
+    """Index in ``rows`` of the header: the given row number, or the first holding every required column."""
+    if header_row is not None:
+        for i, (n, _cells) in enumerate(rows):
+            if n == header_row:
+                return i
+        raise UnreadableFile(f"header_row {header_row} is beyond the end of the file")
+    for i, (_n, cells) in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        names = {_norm_header(c) for c in cells}
+        if all(any(h in names for h in alternatives) for alternatives in required):
+            return i
+    wanted = ", ".join("|".join(a) for a in required)
+    raise UnreadableFile(f"no header row with all of [{wanted}] in the first {HEADER_SEARCH_ROWS} rows")
+
+
+def table(rows: list[tuple[int, list[Any]]], required: list[list[str]],
+          header_row: int | None = None) -> Iterator[Row]:
+    """Rows under the header as ``{header: cell}``, blank rows skipped."""
+    h = find_header(rows, required, header_row)
+    header = [_norm_header(c) for c in rows[h][1]]
+    for n, cells in rows[h + 1:]:
+        if _blank(cells):
+            continue
+        yield Row(n, {name: (cells[j] if j < len(cells) else None) for j, name in enumerate(header) if name})
+
+
+def read_table(path: Path, required: list[list[str]], *, encoding: str = "auto", sheet: str | int = 0,
+               header_row: int | None = None) -> list[Row]:
+    """A department file as numbered rows, whatever its format (by suffix)."""
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm", ".xls", ".ods"):
+        rows = xlsx_rows(path, sheet)
+    elif suffix in (".csv", ".txt", ".tsv"):
+        rows = csv_rows(path.read_bytes(), encoding)
+    else:
+        raise UnreadableFile(f"unsupported file type {suffix!r} (expected .csv or .xlsx)")
+    return list(table(rows, required, header_row))

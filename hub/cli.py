@@ -1,0 +1,175 @@
+"""``hub`` — the command line of the health-relief integration hub.
+
+Every command is a thin shell: it parses arguments and calls the module that owns the work, so
+the same code runs from the CLI, the stream processors and the tests. Heavy imports (faust,
+kafka) happen inside the commands, so ``hub --help`` and ``hub settle`` stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="Event-driven integration hub for health poverty-alleviation (一站式结算, 防止因病返贫监测, 救助转介).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+connector_app = typer.Typer(help="Department connectors at the edge: list, validate, run, scaffold.")
+schemas_app = typer.Typer(help="The Avro event contract in schemas/: list it, check compatibility.")
+app.add_typer(connector_app, name="connector")
+app.add_typer(schemas_app, name="schemas")
+
+
+@app.command()
+def settle(
+    discharges: Path = typer.Argument(..., help="JSON lines: discharges or {\"reverses\": id}", exists=True),
+    policy: Path = typer.Option(..., "--policy", help="policy TOML file (policy-spec §2)"),
+    person: Path = typer.Option(..., "--person", help='PERSON.json: {"categories": [...], "enrolled_years": [...]}'),
+) -> None:
+    """Settle discharges for one person exactly as the settlement processor does (policy-spec §3)."""
+    from hub.commands.settle import settle_command
+
+    raise typer.Exit(settle_command(str(policy), str(person), str(discharges), sys.stdout, sys.stderr))
+
+
+@app.command()
+def monitor(
+    events: Path = typer.Argument(..., help="JSON lines with type and at (policy-spec §7)", exists=True),
+    policy: Path = typer.Option(..., "--policy", help="policy TOML file governing every input"),
+) -> None:
+    """Run the deposit-waiver, risk-flag, referral and reconciliation rules on event time (§4–7)."""
+    from hub.commands.monitor import monitor_command
+
+    raise typer.Exit(monitor_command(str(policy), str(events), sys.stdout, sys.stderr))
+
+
+@app.command()
+def up(
+    simulate: bool = typer.Option(True, help="run the synthetic province simulator"),
+    persons: int = typer.Option(2000, help="simulated persons"),
+    rate: float = typer.Option(200.0, help="simulated events per second"),
+    reset: bool = typer.Option(False, help="delete the embedded broker's data dir first"),
+    duration: float = typer.Option(0.0, help="stop after this many seconds (0 = until Ctrl-C)"),
+) -> None:
+    """Start the hub: embedded broker (or HUB_BROKER), topics, processors, simulator, metrics."""
+    from hub.runtime import up_command
+
+    raise typer.Exit(up_command(simulate=simulate, persons=persons, rate=rate, reset=reset, duration=duration))
+
+
+@app.command()
+def worker() -> None:
+    """Run one processor worker against HUB_BROKER (scale out by starting more)."""
+    from hub.runtime import worker_command
+
+    raise typer.Exit(worker_command())
+
+
+@app.command()
+def replay(
+    inputs: Path = typer.Argument(..., help='JSON lines {"topic": ..., "value": {...}}', exists=True),
+    dump: Path = typer.Option(..., "--dump", help="where to write every output topic as JSON lines"),
+    idle: float = typer.Option(3.0, help="seconds without new output that count as idle"),
+) -> None:
+    """Feed inputs through the full pipeline on a private embedded broker and dump the outputs."""
+    from hub.runtime import replay_command
+
+    raise typer.Exit(replay_command(inputs, dump, idle=idle))
+
+
+@app.command()
+def simulate(
+    out: Path = typer.Option(Path("-"), "--out", help="replay lines to this file (- = stdout)"),
+    persons: int = typer.Option(1000),
+    events: int = typer.Option(10000),
+    seed: int = typer.Option(7),
+) -> None:
+    """Write a synthetic province's events as `hub replay` input lines."""
+    from hub.simulate import Province, to_replay_lines
+
+    province = Province(seed=seed, persons=persons)
+    stream = sys.stdout if str(out) == "-" else out.open("w", encoding="utf-8")
+    try:
+        for line in to_replay_lines(province.events(events)):
+            stream.write(line + "\n")
+    finally:
+        if stream is not sys.stdout:
+            stream.close()
+
+
+@app.command()
+def doctor() -> None:
+    """Probe the configured broker: offsets, transactions, group join, catalogue topics."""
+    from hub.config import get_settings
+    from hub.doctor import doctor_command
+
+    raise typer.Exit(doctor_command(get_settings(), sys.stdout, sys.stderr))
+
+
+@schemas_app.command("list")
+def schemas_list() -> None:
+    """List every schema with its topic, schema id and fields."""
+    from hub.schemacheck import schemas_command
+
+    raise typer.Exit(schemas_command("list", sys.stdout, sys.stderr))
+
+
+@schemas_app.command("check")
+def schemas_check() -> None:
+    """Check every changed .avsc is backward compatible with its last committed version."""
+    from hub.schemacheck import schemas_command
+
+    raise typer.Exit(schemas_command("check", sys.stdout, sys.stderr))
+
+
+@connector_app.command("list")
+def connector_list() -> None:
+    """Connectors found through the `hub.connectors` entry-point group."""
+    from connectors.cli import connector_list as run
+
+    raise typer.Exit(run(sys.stdout))
+
+
+@connector_app.command("validate")
+def connector_validate(config: Path = typer.Argument(..., exists=True)) -> None:
+    """Validate a connector YAML config; errors name the key."""
+    from connectors.cli import connector_validate as run
+
+    raise typer.Exit(run(str(config), sys.stdout, sys.stderr))
+
+
+@connector_app.command("run")
+def connector_run(
+    config: Path = typer.Argument(..., exists=True),
+    bootstrap: str = typer.Option("", help="host:port of the broker (default: HUB_BROKER)"),
+    once: bool = typer.Option(False, help="process what is there now, then stop"),
+) -> None:
+    """Run a connector until Ctrl-C (offsets are kept; a restart resumes)."""
+    from connectors.cli import connector_run as run
+
+    from hub.config import get_settings
+
+    servers = bootstrap or ",".join(get_settings().bootstrap_servers())
+    raise typer.Exit(run(str(config), servers, sys.stdout, sys.stderr, once=once))
+
+
+@connector_app.command("new")
+def connector_new(
+    name: str = typer.Argument(..., help="python identifier of the new connector"),
+    dest: Path = typer.Option(Path("."), help="folder to create the package in"),
+) -> None:
+    """Scaffold a connector package with a passing test."""
+    from connectors.cli import connector_new as run
+
+    raise typer.Exit(run(name, str(dest), sys.stdout, sys.stderr))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""救助转介 — referral routing and lifecycle (policy-spec §6.1).
+
+Why ids are routable: a referral id ``FLAG_ID/DEPARTMENT/TYPE`` embeds the flag id
+``KIND:SUBJECT[:SCOPE]#N``, which embeds the subject, so a department's update can be sent to the
+partition (and the stored state) of the person or facility that owns the flag, with no lookup
+table. ``referral_subject`` does that parsing.
+"""
+
+from __future__ import annotations
+
+from hub.policy.model import Policy, Route
+
+PROGRESS = {"open": 0, "acknowledged": 1, "accepted": 2, "completed": 3}
+FINAL = frozenset({"completed", "rejected", "withdrawn"})
+SCOPE_PARTS = {
+    "high_medical_burden": 1,
+    "major_disease": 2,
+    "chronic_unsigned": 0,
+    "followup_overdue": 0,
+    "uninsured": 1,
+    "facility_gap": 0,
+}
+"""How many ``:SCOPE`` parts follow the subject in each flag's id (§5.3 id column)."""
+
+
+def routes_for(flag: str, policy: Policy) -> list[Route]:
+    """The routing-table rows of a flag type, in table order (one referral each)."""
+    return [r for r in policy.routes if r.flag == flag]
+
+
+def referral_id(flag_id: str, route: Route) -> str:
+    return f"{flag_id}/{route.department}/{route.type}"
+
+
+def transition(current: str, new: str) -> str:
+    """Judge a department's update: ``"repeat"`` (nothing happens), ``"ok"`` or ``"invalid"``.
+
+    Forward only along open → acknowledged → accepted → completed, skipping allowed; any
+    non-final state may go to rejected; nothing leaves completed, rejected or withdrawn.
+    """
+    if new == current:
+        return "repeat"
+    if current in FINAL:
+        return "invalid"
+    if new == "rejected":
+        return "ok"
+    return "ok" if PROGRESS[new] > PROGRESS[current] else "invalid"
+
+
+def split_referral_id(rid: str) -> tuple[str, str, str] | None:
+    """``FLAG_ID/DEPARTMENT/TYPE`` → its three parts (the subject may itself contain ``/``)."""
+    parts = rid.rsplit("/", 2)
+    if len(parts) != 3 or not all(parts):
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+def flag_subject(flag_id: str) -> tuple[str, str] | None:
+    """``KIND:SUBJECT[:SCOPE]#N`` → (namespace ``person``/``facility``, subject), or None."""
+    key, sep, n = flag_id.rpartition("#")
+    if not sep or not n.isdigit():
+        return None
+    kind, sep, rest = key.partition(":")
+    if not sep or kind not in SCOPE_PARTS:
+        return None
+    parts = SCOPE_PARTS[kind]
+    pieces = rest.rsplit(":", parts) if parts else [rest]
+    if len(pieces) != parts + 1 or not pieces[0]:
+        return None
+    return ("facility" if kind == "facility_gap" else "person"), pieces[0]
+
+
+def referral_subject(rid: str) -> tuple[str, str] | None:
+    """The (namespace, subject) that owns referral ``rid``: where a stream routes its update."""
+    split = split_referral_id(rid)
+    return None if split is None else flag_subject(split[0])

@@ -1,0 +1,152 @@
+"""Event ↔ rule-code conversions: Avro records in, engine inputs; engine outputs, Avro records out.
+
+Kept apart from the agent so the mapping is testable without a broker, and so ``hub replay``,
+the counter API and the stream all speak the same field names.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import date, datetime
+from typing import Any
+
+from hub.policy.monitor.inputs import (
+    AdmissionInput,
+    ContractInput,
+    DiagnosisInput,
+    EnrollmentInput,
+    FacilityInput,
+    FollowupInput,
+    MonitorInput,
+    PaymentDefaultInput,
+    ReferralUpdateInput,
+    StatusInput,
+)
+from hub.policy.monitor.outputs import (
+    DepositDecision,
+    Escalation,
+    FlagEvent,
+    MismatchEvent,
+    Output,
+    ReferralEvent,
+)
+from hub.policy.settlement import Discharge, Reversal, SettlementResult
+from hub.timeutil import SHANGHAI, format_time
+
+STATUS_TOPICS = {
+    "revitalization.poverty-status.v1": "revitalization",
+    "civil-affairs.assistance-status.v1": "civil_affairs",
+}
+
+
+def _at(value: dict[str, Any]) -> datetime:
+    return value["occurred_at"].astimezone(SHANGHAI)
+
+
+def monitor_input(topic: str, v: dict[str, Any]) -> MonitorInput | None:
+    """The §5.1 fact an input event carries (None for discharges: they are settled first)."""
+    at = _at(v)
+    if topic in STATUS_TOPICS:
+        return StatusInput(at, v["person_token"], STATUS_TOPICS[topic], frozenset(v["categories"]),
+                           v.get("household_income_fen") if topic.startswith("revitalization") else None)
+    if topic == "insurance.enrollments.v1":
+        return EnrollmentInput(at, v["person_token"], v["year"], v["enrolled"], v.get("subsidy_category"))
+    if topic == "health.admissions.v1":
+        return AdmissionInput(at, v["person_token"], v["admission_id"], v["hospital_code"], v["in_county"],
+                              tuple(v.get("declared_categories") or ()))
+    if topic == "health.diagnoses.v1":
+        return DiagnosisInput(at, v["person_token"], v["icd10"])
+    if topic == "health.family-doctor.v1":
+        if v["kind"] == "followup":
+            return FollowupInput(at, v["person_token"])
+        return ContractInput(at, v["person_token"], bool(v.get("active")))
+    if topic == "health.payment-defaults.v1":
+        return PaymentDefaultInput(at, v["person_token"], v["hospital_code"], v["defaulted"])
+    if topic == "health.facilities.v1":
+        return FacilityInput(at, v["facility_code"], v["kind"], v["licensed_doctors"])
+    if topic == "department.referral-updates.v1":
+        return ReferralUpdateInput(at, v["referral_id"], v["status"], v.get("reason"), v.get("amount_fen"))
+    return None
+
+
+def discharge_item(v: dict[str, Any]) -> Discharge | Reversal:
+    """A discharge event as the ledger's input (a reversal when ``reverses`` is set)."""
+    if v.get("reverses"):
+        return Reversal(v["reverses"])
+    return Discharge(
+        discharge_id=v["discharge_id"], discharged_at=v["discharged_at"].astimezone(SHANGHAI), level=v["level"],
+        in_county=v["in_county"], referred=v["referred"], total_fen=v["total_fen"],
+        out_of_policy_fen=v["out_of_policy_fen"],
+    )
+
+
+def settlement_record(person: str, result: SettlementResult, hospital: str, at: datetime,
+                      day: date) -> dict[str, Any]:
+    """The ``hub.outputs.Settlement`` record of a ledger result (event id = the settlement's identity)."""
+    event_id = f"settlement:{person}:{result.discharge_id}" + (":reversal" if result.reverses else "")
+    return {
+        "event_id": event_id, "occurred_at": at, "person_token": person,
+        "discharge_id": result.discharge_id, "hospital_code": hospital, "discharge_date": day,
+        "year": result.year, "basic_fen": result.basic_fen, "critical_fen": result.critical_fen,
+        "assistance_fen": result.assistance_fen, "top_up_fen": result.top_up_fen,
+        "patient_fen": result.patient_fen, "total_fen": result.total_fen,
+        "actual_ratio_bp": result.actual_ratio_bp, "policy_region": result.policy,
+        "policy_name": result.policy_name, "reverses": result.reverses,
+    }
+
+
+def _subject(flag_id: str) -> tuple[str, str]:
+    """(subject, kind) from an instance id ``KIND:SUBJECT[:SCOPE]#N``."""
+    kind, _, rest = flag_id.partition(":")
+    subject = rest.split("#", 1)[0].split(":", 1)[0]
+    return subject, "facility" if kind == "facility_gap" else "person"
+
+
+def output_record(out: Output, region: str, hospital_of: dict[str, str]) -> tuple[str, str, dict[str, Any]] | None:
+    """(topic, key, record) of an engine output; None for outputs that are not topic records."""
+    if isinstance(out, DepositDecision):
+        return "hub.deposit-decisions.v1", out.person, {
+            "event_id": out.output_id, "occurred_at": out.at, "person_token": out.person,
+            "admission_id": out.admission_id, "hospital_code": hospital_of.get(out.admission_id, ""),
+            "waived": out.waived, "reason": out.reason}
+    if isinstance(out, FlagEvent):
+        subject, kind = _subject(out.flag_id)
+        return "hub.risk-flags.v1", subject, {
+            "event_id": out.output_id, "occurred_at": out.at, "flag_id": out.flag_id, "flag": out.flag,
+            "subject": subject, "subject_kind": kind, "state": out.state,
+            "evidence": json.dumps(out.evidence, ensure_ascii=False, sort_keys=True, default=str),
+            "policy_region": region}
+    if isinstance(out, ReferralEvent | Escalation):
+        flag_id = out.referral_id.split("/", 1)[0]
+        subject, kind = _subject(flag_id)
+        if isinstance(out, ReferralEvent):
+            rec = {"kind": "referral", "flag_id": out.flag_id, "referral_type": out.referral_type,
+                   "state": out.state}
+        else:
+            rec = {"kind": "escalation", "flag_id": flag_id, "referral_type": out.referral_id.rsplit("/", 1)[-1],
+                   "state": "open"}
+        rec.update({"event_id": out.output_id, "occurred_at": out.at, "referral_id": out.referral_id,
+                    "subject": subject, "subject_kind": kind, "department": out.department, "due": out.due})
+        return "hub.referrals.v1", subject, rec
+    if isinstance(out, MismatchEvent):
+        return "hub.mismatches.v1", out.person, {
+            "event_id": out.output_id, "occurred_at": out.at, "person_token": out.person,
+            "mismatch_id": out.mismatch_id, "kind": out.kind, "departments": list(out.departments),
+            "state": out.state}
+    return None
+
+
+def json_safe(value: Any) -> Any:
+    """Decoded Avro values in the events' JSON form: times with +08:00, bytes as base64."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    if isinstance(value, datetime):
+        return format_time(value) if value.microsecond == 0 else value.astimezone(SHANGHAI).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value

@@ -1,0 +1,288 @@
+"""Process orchestration: ``hub worker``, ``hub up`` and ``hub replay``.
+
+Workers run as child processes (``python -m hub.worker``), one faust worker each, so that a
+worker can be stopped or killed without touching the broker or the CLI, exactly as in
+production where each worker is its own pod. Children get ``PR_SET_PDEATHSIG`` so nothing is
+orphaned when the parent is killed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from hub.config import Settings, get_settings
+from hub.topics import CATALOGUE, OUTPUT_TOPICS
+
+log = logging.getLogger(__name__)
+
+APP_ID = "health-relief-hub"
+
+
+def _death_signal() -> Any:
+    """preexec_fn: the child dies with SIGTERM when this process dies (Linux prctl)."""
+    import ctypes
+
+    def preexec() -> None:
+        os.setpgrp()
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+    return preexec
+
+
+def spawn_worker(
+    bootstrap: str,
+    *,
+    data_dir: Path,
+    metrics_port: int = 0,
+    app_id: str = APP_ID,
+    store: str = "memory://",
+    extra_env: dict[str, str] | None = None,
+    log_file: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start one ``hub worker`` child process against ``bootstrap``."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "HUB_BROKER": "kafka://" + bootstrap,
+            "HUB_DATA_DIR": str(data_dir),
+            "HUB_METRICS_PORT": str(metrics_port),
+            "HUB_APP_ID": app_id,
+            "HUB_STORE": store,
+            "HUB_SKIP_PROBE": env.get("HUB_SKIP_PROBE", "1"),
+        }
+    )
+    env.update(extra_env or {})
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    return subprocess.Popen(
+        [sys.executable, "-m", "hub.worker"],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT if log_file else subprocess.DEVNULL,
+        preexec_fn=_death_signal(),  # noqa: PLW1509
+    )
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM, wait, then SIGKILL: a worker gets the chance to commit and close cleanly."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+# -- producing inputs and reading outputs ---------------------------------------------------------
+
+
+def record_key(topic: str, value: dict[str, Any]) -> bytes:
+    """Key of an input record: the catalogue's key field (person_token, or facility_code)."""
+    key = value.get("facility_code") if topic == "health.facilities.v1" else value.get("person_token")
+    if not key:
+        raise ValueError(f"{topic}: value has no {'facility_code' if 'facilities' in topic else 'person_token'}")
+    return str(key).encode()
+
+
+def encode_input(topic: str, value: dict[str, Any]) -> tuple[bytes, bytes]:
+    """(key, Avro bytes) of one input given in the events' JSON form; raises on a bad value."""
+    from hub import codec
+    from hub.topics import get
+
+    schema = get(topic).schema
+    return record_key(topic, value), codec.encode(schema, codec.from_json_dict(schema, value))
+
+
+def read_replay_lines(path: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(line number, topic, value) of every non-blank replay line."""
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            obj = json.loads(line)
+            yield n, obj["topic"], obj["value"]
+
+
+def produce_lines(bootstrap: str, lines: Iterable[tuple[int, str, dict[str, Any]]], err: TextIO) -> int:
+    """Produce replay lines in order (record timestamp = line order); bad lines go to dead letters."""
+    from kafka import KafkaProducer
+
+    from hub.deadletter import dead_letter
+    from hub.topics import DEAD_LETTERS
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=10)
+    base_ms = int(time.time() * 1000)
+    sent = 0
+    try:
+        for n, topic, value in lines:
+            raw = json.dumps({"topic": topic, "value": value}, ensure_ascii=False).encode()
+            try:
+                key, data = encode_input(topic, value)
+            except Exception as exc:  # any malformed line: dead letter with its bytes and reason
+                err.write(f"line {n}: rejected ({exc})\n")
+                dl_key, dl_value = dead_letter(raw, "hub replay", "invalid_input", f"line {n}: {exc}", topic=topic)
+                producer.send(DEAD_LETTERS, key=dl_key, value=dl_value)
+                continue
+            producer.send(topic, key=key, value=data, timestamp_ms=base_ms + n)
+            sent += 1
+        producer.flush()
+    finally:
+        producer.close()
+    return sent
+
+
+def read_topics(bootstrap: str, topics: Iterable[str]) -> list[dict[str, Any]]:
+    """Every record of ``topics`` from the beginning to the current end, decoded to JSON form."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from hub import codec
+    from hub.processors.convert import json_safe
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False,
+                             consumer_timeout_ms=2000)
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        rows: list[dict[str, Any]] = []
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for tp, msgs in consumer.poll(timeout_ms=1000, max_records=5000).items():
+                for m in msgs:
+                    try:
+                        schema, value = codec.decode(m.value)
+                        value = json_safe(value)
+                    except Exception as exc:
+                        schema, value = "undecodable", {"error": str(exc)}
+                    rows.append({"topic": tp.topic, "partition": tp.partition, "offset": m.offset,
+                                 "key": m.key.decode() if m.key else None, "schema": schema, "value": value})
+        return rows
+    finally:
+        consumer.close()
+
+
+def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int | None:
+    """Records not yet committed by ``group`` on ``topics`` (None when the group has not committed)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=group, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        ends = consumer.end_offsets(tps)
+        lag = 0
+        for tp in tps:
+            end = ends.get(tp, 0)
+            if end == 0:
+                continue
+            committed = consumer.committed(tp)
+            if committed is None:
+                return None
+            lag += max(end - committed, 0)
+        return lag
+    finally:
+        consumer.close()
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+
+def worker_command() -> int:
+    """``hub worker``: one faust worker against HUB_BROKER (embedded brokers are for `hub up`)."""
+    from hub.worker import main
+
+    return main()
+
+
+def replay_command(inputs: Path, dump: Path, *, idle: float = 3.0, timeout: float = 300.0,
+                   err: TextIO = sys.stderr) -> int:
+    """Feed replay lines through the full pipeline on a private embedded broker; dump every output."""
+    from hub.broker import EmbeddedBroker, ensure_topics
+
+    with tempfile.TemporaryDirectory(prefix="hub-replay-") as tmp, EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap)
+        sent = produce_lines(broker.bootstrap, read_replay_lines(inputs), err)
+        err.write(f"replay: {sent} input record(s) produced; processing…\n")
+        worker = spawn_worker(broker.bootstrap, data_dir=Path(tmp), log_file=Path(tmp) / "worker.log",
+                              extra_env={"HUB_REPLAY": "1"})
+        try:
+            ok = wait_until_idle(broker.bootstrap, worker, idle=idle, timeout=timeout, err=err)
+        finally:
+            stop_process(worker)
+        if not ok:
+            err.write((Path(tmp) / "worker.log").read_text(errors="replace")[-4000:] + "\n")
+            err.write("replay: the pipeline did not become idle in time (worker log above)\n")
+            return 1
+        rows = read_topics(broker.bootstrap, OUTPUT_TOPICS)
+    rows.sort(key=lambda r: (r["topic"], r["partition"], r["offset"]))
+    with dump.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+    err.write(f"replay: {len(rows)} output record(s) written to {dump}\n")
+    return 0
+
+
+def wait_until_idle(bootstrap: str, worker: subprocess.Popen[bytes], *, idle: float, timeout: float,
+                    err: TextIO) -> bool:
+    """Wait until the worker has committed every input and no output appeared for ``idle`` seconds."""
+    from hub.topics import INPUT_TOPICS
+
+    deadline = time.monotonic() + timeout
+    last_total, last_change = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            err.write(f"replay: worker exited with {worker.returncode}\n")
+            return False
+        lag = group_lag(bootstrap, APP_ID, INPUT_TOPICS)
+        total = output_count(bootstrap)
+        if total != last_total:
+            last_total, last_change = total, time.monotonic()
+        if lag == 0 and time.monotonic() - last_change >= idle:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def output_counts(bootstrap: str, topics: Iterable[str] = OUTPUT_TOPICS) -> dict[str, int]:
+    """Records per topic (sum of end offsets): a cheap progress measure."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","))
+    try:
+        counts: dict[str, int] = {}
+        for t in topics:
+            tps = [TopicPartition(t, p) for p in (consumer.partitions_for_topic(t) or ())]
+            counts[t] = sum(consumer.end_offsets(tps).values()) if tps else 0
+        return counts
+    finally:
+        consumer.close()
+
+
+def output_count(bootstrap: str) -> int:
+    return sum(output_counts(bootstrap).values())
+
+
+def up_command(*, simulate: bool, persons: int, rate: float, reset: bool, duration: float,
+               out: TextIO = sys.stdout, settings: Settings | None = None) -> int:
+    """``hub up``: broker, topics, probe, a worker, the simulator and a live progress line."""
+    from hub.up import run_up
+
+    return run_up(settings or get_settings(), simulate=simulate, persons=persons, rate=rate, reset=reset,
+                  duration=duration, out=out)
+
+
+__all__ = ["CATALOGUE", "spawn_worker", "stop_process", "replay_command", "up_command", "worker_command"]

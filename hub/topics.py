@@ -1,0 +1,91 @@
+"""The topic catalogue: the one place that knows topic names, keys, partitions and retention.
+
+Every other module (broker set-up, ``hub doctor``, processors, connectors, deploy manifests) reads
+this list, so a topic cannot exist in one place and be missing in another. Every joined input has
+the same partition count (co-partitioning by ``person_token``), and every topic is created before
+any worker starts: a topic auto-created by a metadata request gets one partition and faust then
+refuses it (broker-notes.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PARTITIONS = 4
+"""Partitions of every person-keyed topic; bounds the number of useful workers."""
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    schema: str  # Avro full name in schemas/ of the value
+    key: str  # what the record key holds
+    producer: str
+    compacted: bool = False
+    partitions: int = PARTITIONS
+    retention_ms: int | None = 7 * 24 * 3600 * 1000
+    doc: str = ""
+
+    @property
+    def config(self) -> dict[str, str]:
+        """Broker topic configuration, as strings (what CreateTopics takes)."""
+        cfg = {"cleanup.policy": "compact" if self.compacted else "delete"}
+        if self.retention_ms is not None and not self.compacted:
+            cfg["retention.ms"] = str(self.retention_ms)
+        return cfg
+
+
+_YEAR = 365 * 24 * 3600 * 1000
+
+CATALOGUE: tuple[Topic, ...] = (
+    Topic("revitalization.poverty-status.v1", "hub.revitalization.PovertyStatusChanged", "person_token",
+          "revitalization connector", compacted=True, doc="脱贫人口/监测对象 roster changes"),
+    Topic("civil-affairs.assistance-status.v1", "hub.civil_affairs.AssistanceStatusChanged", "person_token",
+          "civil-affairs connector", compacted=True, doc="农村低保/特困人员 roster changes"),
+    Topic("insurance.enrollments.v1", "hub.insurance.EnrollmentChanged", "person_token",
+          "insurance connector", compacted=True, doc="参保 per calendar year"),
+    Topic("health.admissions.v1", "hub.health.AdmissionRegistered", "person_token",
+          "hospital connector / counter API", retention_ms=_YEAR),
+    Topic("health.discharges.v1", "hub.health.DischargeSettlementRequested", "person_token",
+          "hospital connector / counter API", retention_ms=_YEAR, doc="also reversals (冲正)"),
+    Topic("health.diagnoses.v1", "hub.health.DiagnosisRecorded", "person_token", "health connector",
+          retention_ms=_YEAR),
+    Topic("health.family-doctor.v1", "hub.health.FamilyDoctorEvent", "person_token", "health connector",
+          retention_ms=_YEAR, doc="contracts and follow-ups"),
+    Topic("health.facilities.v1", "hub.health.FacilityStaffingChanged", "facility_code", "health connector",
+          compacted=True),
+    Topic("health.payment-defaults.v1", "hub.health.PaymentDefaultChanged", "person_token",
+          "hospital connector", compacted=True, doc="blacklist on / off"),
+    Topic("department.referral-updates.v1", "hub.department.ReferralUpdated", "person_token",
+          "every department's connector", retention_ms=_YEAR),
+    Topic("hub.deposit-decisions.v1", "hub.outputs.DepositDecision", "person_token", "settlement processor",
+          retention_ms=_YEAR),
+    Topic("hub.settlements.v1", "hub.outputs.Settlement", "person_token", "settlement processor",
+          retention_ms=_YEAR),
+    Topic("hub.risk-flags.v1", "hub.outputs.RiskFlagChanged", "person_token", "risk processor",
+          retention_ms=_YEAR, doc="keyed by facility code for facility_gap"),
+    Topic("hub.referrals.v1", "hub.outputs.ReferralChanged", "person_token", "referral processor",
+          retention_ms=_YEAR, doc="and escalations"),
+    Topic("hub.mismatches.v1", "hub.outputs.MismatchChanged", "person_token", "risk processor",
+          retention_ms=_YEAR),
+    Topic("hub.dead-letters.v1", "hub.outputs.DeadLetter", "source key", "everyone", retention_ms=4 * _YEAR,
+          doc="original bytes (encrypted when from the edge) + reason + source"),
+)
+
+BY_NAME: dict[str, Topic] = {t.name: t for t in CATALOGUE}
+
+INPUT_TOPICS = tuple(t.name for t in CATALOGUE if not t.name.startswith("hub."))
+OUTPUT_TOPICS = tuple(t.name for t in CATALOGUE if t.name.startswith("hub."))
+DEAD_LETTERS = "hub.dead-letters.v1"
+CONNECTOR_OFFSETS = Topic(
+    "hub.connector-offsets.v1", "", "connector name + source partition", "connector runner",
+    compacted=True, partitions=1, doc="source offsets of connectors (JSON), compacted",
+)
+
+
+def get(name: str) -> Topic:
+    """The catalogue entry of ``name``; a clear error for a typo."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown topic {name!r}; known: {', '.join(sorted(BY_NAME))}") from None

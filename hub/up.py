@@ -1,0 +1,144 @@
+"""``hub up``: the whole hub on one machine — the demo, development and test default.
+
+Order matters: broker → topics (all of them, before any worker: an auto-created topic gets one
+partition and faust refuses it) → conformance probe → worker → simulator. Ctrl-C stops them in
+reverse order and waits for each, so nothing is left running.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from hub.config import Settings
+
+PROGRESS_TOPICS = {
+    "settlements": "hub.settlements.v1",
+    "deposit decisions": "hub.deposit-decisions.v1",
+    "flags": "hub.risk-flags.v1",
+    "referrals": "hub.referrals.v1",
+    "mismatches": "hub.mismatches.v1",
+    "dead letters": "hub.dead-letters.v1",
+}
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _pick_port(host: str, wanted: int) -> int:
+    if wanted and _port_free(host, wanted):
+        return wanted
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class _Stop(Exception):
+    pass
+
+
+def run_up(settings: Settings, *, simulate: bool, persons: int, rate: float, reset: bool, duration: float,
+           out: TextIO = sys.stdout) -> int:
+    import logging
+
+    from hub.broker import broker_data_dir, connect, ensure_topics, remove_data_dir
+    from hub.doctor import run_probe
+    from hub.errors import BrokerError
+    from hub.identity import warn_if_dev_key
+    from hub.runtime import spawn_worker, stop_process
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    warn_if_dev_key(settings, logging.getLogger("hub.up"))
+    data_dir = Path(settings.data_dir)
+    if reset and settings.broker == "embedded":
+        remove_data_dir(data_dir)
+        out.write(f"reset: removed {data_dir}\n")
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        raise _Stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    worker = None
+    handle = connect(settings)
+    try:
+        try:
+            ensure_topics(handle.bootstrap, data_dir=broker_data_dir(settings) if handle.embedded else None)
+        except BrokerError as exc:
+            sys.stderr.write(f"hub up: {exc}\n")
+            return 2
+        checks = run_probe(handle.bootstrap)
+        failed = [c for c in checks if c.required and not c.ok]
+        if failed:
+            from hub.doctor import render
+
+            sys.stderr.write(render(checks) + "\nhub up: the broker lacks what the hub relies on.\n")
+            return 3
+        out.write(f"broker: {handle.bootstrap}\n")
+        metrics_port = _pick_port(settings.metrics_host, settings.metrics_port)
+        worker = spawn_worker(handle.bootstrap, data_dir=data_dir, metrics_port=metrics_port,
+                              store=settings.store, log_file=data_dir / "worker.log")
+        out.write(f"metrics: http://{settings.metrics_host}:{metrics_port}/metrics\n")
+        out.write(f"worker log: {data_dir / 'worker.log'} · Ctrl-C stops everything\n")
+        out.flush()
+        _loop(handle.bootstrap, worker, simulate=simulate, persons=persons, rate=rate, duration=duration, out=out)
+    except (KeyboardInterrupt, _Stop):
+        out.write("\nstopping…\n")
+    finally:
+        if worker is not None:
+            stop_process(worker)
+        handle.close()
+    out.write("stopped.\n")
+    return 0
+
+
+def _loop(bootstrap: str, worker: Any, *, simulate: bool, persons: int, rate: float, duration: float,
+          out: TextIO) -> None:
+    """Feed the simulator at ``rate`` events/s and print one progress line a second."""
+    from kafka import KafkaProducer
+
+    from hub.runtime import encode_input, output_counts
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=20)
+    events = None
+    if simulate:
+        from hub.simulate import Province
+
+        events = iter(Province(seed=int(time.time()), persons=persons).events())
+    started = time.monotonic()
+    produced = 0
+    next_report = started
+    tty = out.isatty()
+    try:
+        while duration <= 0 or time.monotonic() - started < duration:
+            if worker.poll() is not None:
+                raise RuntimeError(f"the worker exited with code {worker.returncode}; see its log")
+            now = time.monotonic()
+            if events is not None:
+                due = int((now - started) * rate) - produced
+                for _ in range(max(due, 0)):
+                    ev = next(events)
+                    key, data = encode_input(ev.topic, ev.value)
+                    producer.send(ev.topic, key=key, value=data)
+                    produced += 1
+            if now >= next_report:
+                counts = output_counts(bootstrap, PROGRESS_TOPICS.values())
+                line = f"{now - started:6.0f}s  in {produced:,}  " + "  ".join(
+                    f"{label} {counts.get(topic, 0):,}" for label, topic in PROGRESS_TOPICS.items())
+                out.write(("\r" + line) if tty else (line + "\n"))
+                out.flush()
+                next_report = now + (1.0 if tty else 5.0)
+            time.sleep(0.05)
+    finally:
+        producer.flush()
+        producer.close()
