@@ -537,6 +537,28 @@ def ensure_topics(
     return created
 
 
+def evict_group_members(bootstrap: str, group_id: str) -> list[str]:
+    """Remove every member of consumer group ``group_id`` (LeaveGroup by member id); returns their ids.
+
+    Why: noida-db 0.2.3 never evicts a member whose process was killed (``kill -9``, OOM): its session
+    does not expire, the next member's join waits the full rebalance timeout and then never receives
+    an assignment (measured: still none after 40 s with a 6 s session timeout). Call this before
+    starting a group's workers when none of them can be alive — e.g. ``hub up`` starting after a
+    crash. A live member removed by mistake only rejoins. Harmless on Apache Kafka, which evicts
+    dead members itself after ``session.timeout.ms``.
+    """
+    from kafka.admin import MemberToRemove
+
+    with admin_client(bootstrap, "hub-evict") as admin:
+        described = admin.describe_groups([group_id]).get(group_id) or {}  # type: ignore[attr-defined]
+        members = [m["member_id"] for m in described.get("members") or []]
+        if members:
+            admin.remove_group_members(  # type: ignore[attr-defined]
+                group_id, [MemberToRemove(member_id=m) for m in members])
+            log.info("evicted %d stale member(s) from group %s", len(members), group_id)
+    return members
+
+
 def remove_data_dir(path: Path) -> None:
     """Delete an embedded broker's data dir (``hub up --reset``); refuses a dir noida-db did not make."""
     if not path.exists():

@@ -218,7 +218,7 @@ def replay_command(inputs: Path, dump: Path, *, idle: float = 3.0, timeout: floa
         sent = produce_lines(broker.bootstrap, read_replay_lines(inputs), err)
         err.write(f"replay: {sent} input record(s) produced; processing…\n")
         worker = spawn_worker(broker.bootstrap, data_dir=Path(tmp), log_file=Path(tmp) / "worker.log",
-                              extra_env={"HUB_REPLAY": "1"})
+                              extra_env={"HUB_WALL_CLOCK": "0"})
         try:
             ok = wait_until_idle(broker.bootstrap, worker, idle=idle, timeout=timeout, err=err)
         finally:
@@ -261,7 +261,7 @@ def output_counts(bootstrap: str, topics: Iterable[str] = OUTPUT_TOPICS) -> dict
     """Records per topic (sum of end offsets): a cheap progress measure."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","))
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
     try:
         counts: dict[str, int] = {}
         for t in topics:

@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -86,8 +87,11 @@ def run_up(settings: Settings, *, simulate: bool, persons: int, rate: float, res
             return 3
         out.write(f"broker: {handle.bootstrap}\n")
         metrics_port = _pick_port(settings.metrics_host, settings.metrics_port)
+        # The simulated province runs on its own (accelerated) event time, so the wall clock must not
+        # drive the rules' clock while it runs.
         worker = spawn_worker(handle.bootstrap, data_dir=data_dir, metrics_port=metrics_port,
-                              store=settings.store, log_file=data_dir / "worker.log")
+                              store=settings.store, log_file=data_dir / "worker.log",
+                              extra_env={"HUB_WALL_CLOCK": "0"} if simulate else None)
         out.write(f"metrics: http://{settings.metrics_host}:{metrics_port}/metrics\n")
         out.write(f"worker log: {data_dir / 'worker.log'} · Ctrl-C stops everything\n")
         out.flush()
@@ -114,7 +118,8 @@ def _loop(bootstrap: str, worker: Any, *, simulate: bool, persons: int, rate: fl
     if simulate:
         from hub.simulate import Province
 
-        events = iter(Province(seed=int(time.time()), persons=persons).events())
+        # 2025: the bundled regional policies cover the 2021–2025 transition period.
+        events = iter(Province(seed=int(time.time()), persons=persons, start=date(2025, 1, 1)).events())
     started = time.monotonic()
     produced = 0
     next_report = started

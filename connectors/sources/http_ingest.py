@@ -26,6 +26,7 @@ Behaviour when things go wrong
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import queue
@@ -39,7 +40,6 @@ from pydantic import Field
 
 from connectors.sdk.base import SourceConnector
 from connectors.sdk.config import SourceConfig
-from connectors.sdk.errors import RecordRejected
 from connectors.sdk.mapping import event_id
 from connectors.sdk.records import Rejected, SourceOffset, SourceRecord
 from hub import events, identity
@@ -137,14 +137,14 @@ class HttpIngestSource(SourceConnector):
     async def _one(self, item: Any, sender: str) -> tuple[int, dict[str, Any]]:
         original = json.dumps(item, ensure_ascii=False, sort_keys=True).encode()
         if not isinstance(item, dict):
-            return await self._wait_rejected(original, [{"field": "<body>", "problem": "expected a JSON object"}])
+            return await self._reject(original, "invalid_input", [{"field": "<body>", "problem": "expected an object"}])
         sf = self.config.sender_field
         if sf and item.get(sf) != sender:
             return 403, {"errors": [{"field": sf, "problem": f"token of {sender!r} cannot send for {item.get(sf)!r}"}]}
         try:
             value = self._validate(dict(item), sender)
-        except RecordRejected as exc:
-            return await self._wait_rejected(original, [{"field": exc.field or "<body>", "problem": exc.detail}])
+        except _Invalid as exc:
+            return await self._reject(original, exc.reason, exc.errors)
         key_field = "person_token" if "person_token" in value else BY_NAME[self.config.topic].key
         record = SourceRecord(value=value, key=str(value.get(key_field)), original=original)
         return await self._wait(record, {"event_id": value["event_id"]})
@@ -155,18 +155,19 @@ class HttpIngestSource(SourceConnector):
             try:
                 number = identity.validate_id_number(str(item.pop("id_number")))
             except HubValidationError as exc:
-                raise RecordRejected("invalid_id_number", exc.problem, "id_number") from None
+                raise _Invalid("invalid_id_number", [{"field": "id_number", "problem": exc.problem}]) from None
             item["person_token"] = identity.person_token(number, self.context.pseudonym_key)
         item.setdefault("event_id", event_id(f"{self.config.source_id}:{sender}", [], item))
         try:
             return self.model.model_validate(item).model_dump(mode="json")
-        except pydantic.ValidationError as exc:
-            problems = [{"field": ".".join(str(p) for p in e["loc"]) or "<body>", "problem": e["msg"]}
-                        for e in exc.errors(include_url=False)]
-            raise RecordRejected("invalid_input", json.dumps(problems, ensure_ascii=False),
-                                 problems[0]["field"]) from None
+        except pydantic.ValidationError as exc:  # field errors, never echoing the input value
+            raise _Invalid("invalid_input", [
+                {"field": ".".join(str(p) for p in e["loc"]) or "<body>", "problem": e["msg"]}
+                for e in exc.errors(include_url=False)
+            ]) from None
 
     async def _wait(self, record: SourceRecord, ok: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Queue the event for the runner; answer 202 once it is on the hub."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[tuple[int, dict[str, Any]]] = loop.create_future()
 
@@ -181,26 +182,28 @@ class HttpIngestSource(SourceConnector):
         except TimeoutError:
             return 503, {"error": "the hub did not confirm in time; retry (the event id makes a retry safe)"}
 
-    async def _wait_rejected(self, original: bytes, errors: list[dict[str, str]]) -> tuple[int, dict[str, Any]]:
+    async def _reject(self, original: bytes, reason: str, errors: list[dict[str, str]]) -> tuple[int, dict[str, Any]]:
+        """Dead-letter the body (encrypted by the runner), then answer 422 with the field errors."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        detail = json.dumps(errors, ensure_ascii=False) if len(errors) > 1 else errors[0]["problem"]
-        if detail.startswith("["):
-            errors = json.loads(detail)
-        elif errors[0]["problem"].startswith("["):
-            errors = json.loads(errors[0]["problem"])
-        rej = Rejected(original=original, reason="invalid_input", detail=detail[:2000],
-                       on_rejected=lambda: loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None)))
-        self.queue.put(rej)
-        try:
+        detail = "; ".join(f"{e['field']}: {e['problem']}" for e in errors)[:2000]
+        self.queue.put(Rejected(original=original, reason=reason, detail=detail, field=errors[0]["field"],
+                                on_rejected=lambda: loop.call_soon_threadsafe(
+                                    lambda: done.done() or done.set_result(None))))
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done, self.config.answer_timeout_seconds)
-        except TimeoutError:
-            pass
         return 422, {"errors": errors}
 
     async def _submit_rejected(self, raw: bytes, sender: str, errors: list[dict[str, str]]) -> web.Response:
-        status, body = await self._wait_rejected(raw, errors)
+        status, body = await self._reject(raw, "invalid_input", errors)
         return web.json_response(body, status=status)
+
+
+class _Invalid(Exception):
+    def __init__(self, reason: str, errors: list[dict[str, str]]) -> None:
+        self.reason = reason
+        self.errors = errors
+        super().__init__(reason)
 
 
 async def _healthz() -> web.Response:

@@ -65,8 +65,10 @@ def register_all(app: faust.App, ctx: Any) -> None:
     from hub.processors.person import PersonLogic
 
     policies, monitor_policy = load_runtime_policies()
-    replay = os.environ.get("HUB_REPLAY") == "1"
-    logic = PersonLogic(policies, monitor_policy, metrics=METRICS, wall_clock=not replay)
+    # Live, the wall clock advances event time so escalations fire on a quiet day (§5.1). `hub replay`
+    # and the simulator of `hub up` run on event time only: HUB_WALL_CLOCK=0.
+    wall_clock = os.environ.get("HUB_WALL_CLOCK", "1") != "0"
+    logic = PersonLogic(policies, monitor_policy, metrics=METRICS, wall_clock=wall_clock)
     # Raw bytes in and out: the codec (Avro, schemas/) and the logic own (de)serialisation. Note that
     # ``app.topic(..., schema=faust.Schema(...raw...))`` silently delivers nothing in faust 0.15.3;
     # the explicit key/value types below are what works.
@@ -108,7 +110,7 @@ def register_all(app: faust.App, ctx: Any) -> None:
 
     @app.timer(interval=TICK_SECONDS)
     async def wall_clock_tick() -> None:
-        if replay or "r" not in holder:
+        if not wall_clock or "r" not in holder:
             return
         parts = assigned()
         if parts:
