@@ -79,7 +79,8 @@ def create_app(
         web_enabled=False,
         web_port=web_port,
         processing_guarantee=processing_guarantee,
-        broker_session_timeout=10.0,
+        broker_session_timeout=10.0,  # noida-db, like Kafka, refuses < 6 s
+        broker_rebalance_timeout=15.0,  # faust's 60 s default makes every restart wait a minute
         broker_heartbeat_interval=1.0,
         stream_buffer_maxsize=8192,
         table_cleanup_interval=3600.0,

@@ -62,8 +62,11 @@ def run_up(settings: Settings, *, simulate: bool, persons: int, rate: float, res
     warn_if_dev_key(settings, logging.getLogger("hub.up"))
     data_dir = Path(settings.data_dir)
     if reset and settings.broker == "embedded":
-        remove_data_dir(data_dir)
-        out.write(f"reset: removed {data_dir}\n")
+        import shutil
+
+        remove_data_dir(broker_data_dir(settings))
+        shutil.rmtree(data_dir / "worker", ignore_errors=True)  # table state belongs to the old broker
+        out.write(f"reset: removed {broker_data_dir(settings)} and {data_dir / 'worker'}\n")
     data_dir.mkdir(parents=True, exist_ok=True)
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -85,6 +88,13 @@ def run_up(settings: Settings, *, simulate: bool, persons: int, rate: float, res
 
             sys.stderr.write(render(checks) + "\nhub up: the broker lacks what the hub relies on.\n")
             return 3
+        if handle.embedded is not None:
+            # noida-db never evicts a member whose worker was killed with kill -9; the restarted
+            # worker would then wait for partitions for ever. One worker per embedded hub: evict.
+            from hub.broker import evict_group_members
+            from hub.runtime import APP_ID
+
+            evict_group_members(handle.bootstrap, APP_ID)
         out.write(f"broker: {handle.bootstrap}\n")
         metrics_port = _pick_port(settings.metrics_host, settings.metrics_port)
         # The simulated province runs on its own (accelerated) event time, so the wall clock must not

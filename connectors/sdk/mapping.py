@@ -71,7 +71,7 @@ class MappingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    fields: dict[str, FieldSpec] = Field(min_length=1)
+    fields: dict[str, FieldSpec] = Field(min_length=1, description="event field → how it is read (FieldSpec)")
     natural_key: list[str] = Field(min_length=1, description="columns that identify the department record")
     key: str = Field("person_token", description="event field used as the Kafka record key")
     event_id: bool = Field(True, description="fill `event_id` from source + natural key + row content")

@@ -62,7 +62,7 @@ def monitor_command(policy_path: str, events_path: str, out: TextIO, err: TextIO
         err.write(f"hub monitor: cannot read {events_path}: {exc.strerror or exc}\n")
         return EXIT_LOAD_ERROR
     data = data.removeprefix(b"\xef\xbb\xbf")
-    engine = MonitorEngine(policy)
+    engine = MonitorEngine(policy, global_ids=True)
     for lineno, raw in enumerate(data.splitlines(), start=1):
         lines = _outputs_for_line(engine, raw, lineno)
         for line in lines or ():

@@ -52,7 +52,8 @@ def post(src: HttpIngestSource, body: Any, token: str | None = "dev-token-civil-
 
 
 def update(**over: Any) -> dict[str, Any]:
-    return {"id_number": synthetic_id(31), "referral_id": "high_medical_burden:p_x:2024#1/civil_affairs/medical_assistance",
+    return {"id_number": synthetic_id(31),
+            "referral_id": "high_medical_burden:p_x:2024#1/civil_affairs/medical_assistance",
             "status": "completed", "amount_fen": 250000, "department": "civil_affairs",
             "occurred_at": "2024-03-09T10:00:00+08:00", **over}
 

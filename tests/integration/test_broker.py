@@ -24,6 +24,7 @@ from hub.broker import (
     binary_path,
     connect,
     ensure_topics,
+    evict_group_members,
     free_port,
 )
 from hub.config import Settings
@@ -215,3 +216,45 @@ def test_connect_starts_the_embedded_broker_only_when_asked(tmp_path: Path) -> N
 
 def test_free_port_is_free() -> None:
     assert not _port_answers(free_port())
+
+
+_MEMBER = """
+import sys
+from kafka import KafkaConsumer
+c = KafkaConsumer(bootstrap_servers=sys.argv[1], group_id=sys.argv[2], session_timeout_ms=6000,
+                  heartbeat_interval_ms=1000)
+c.subscribe([sys.argv[3]])
+while not c.assignment():
+    c.poll(200)
+print("assigned", flush=True)
+while True:
+    c.poll(200)
+"""
+
+
+def test_evicting_a_killed_member_lets_the_group_assign_again(kafka_bootstrap: str) -> None:
+    """noida-db keeps a kill -9'd member forever; evict_group_members is the way out (hub up after a crash)."""
+    topic = Topic(f"evict-{uuid.uuid4().hex[:8]}", "", "k", "test")
+    ensure_topics(kafka_bootstrap, [topic])
+    group = f"{topic.name}-group"
+    member = subprocess.Popen([sys.executable, "-c", _MEMBER, kafka_bootstrap, group, topic.name],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert member.stdout is not None and member.stdout.readline().strip() == "assigned"
+    finally:
+        member.kill()
+        member.wait()
+        if member.stdout is not None:
+            member.stdout.close()
+    assert len(evict_group_members(kafka_bootstrap, group)) == 1
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, session_timeout_ms=6000,
+                             heartbeat_interval_ms=1000)
+    try:
+        consumer.subscribe([topic.name])
+        deadline = time.monotonic() + 15
+        while not consumer.assignment() and time.monotonic() < deadline:
+            consumer.poll(200)
+        assert len(consumer.assignment()) == topic.partitions
+    finally:
+        consumer.close()
+    assert evict_group_members(kafka_bootstrap, f"{group}-unknown") == []

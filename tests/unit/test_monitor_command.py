@@ -40,3 +40,26 @@ def test_line_numbers_count_blank_lines_and_crlf(tmp_path: Path) -> None:
 def test_error_before_any_valid_input_has_null_at(tmp_path: Path) -> None:
     code, out, _ = _run(tmp_path, b'{"type": "tick", "at": "yesterday"}\n')
     assert code == 0 and out[0]["at"] is None and out[0]["line"] == 1 and out[0]["type"] == "error"
+
+
+def test_a_settlement_id_seen_before_is_a_redelivery_whoever_it_names(tmp_path: Path) -> None:
+    """§7: "a redelivery when its discharge_id with the same reverses … was seen before" — the
+    sentence names no person, so `hub monitor` keeps one id space per file. The second `d1`
+    (for person B) changes nothing: B's year-to-date patient share stays 0, no burden flag."""
+    lines = [
+        {"type": "status", "at": "2024-03-01", "person": "A", "source": "revitalization",
+         "categories": ["poverty_alleviated"]},
+        {"type": "status", "at": "2024-03-01", "person": "B", "source": "revitalization",
+         "categories": ["poverty_alleviated"]},
+        {"type": "enrollment", "at": "2024-03-01", "person": "A", "year": 2024, "enrolled": True},
+        {"type": "enrollment", "at": "2024-03-01", "person": "B", "year": 2024, "enrolled": True},
+        {"type": "settlement", "at": "2024-03-02", "person": "A", "discharge_id": "d1", "year": 2024,
+         "patient_fen": 10},
+        {"type": "settlement", "at": "2024-03-03", "person": "B", "discharge_id": "d1", "year": 2024,
+         "patient_fen": 99_000_000},
+    ]
+    data = "\n".join(json.dumps(x) for x in lines).encode()
+    code, outputs, _ = _run(tmp_path, data)
+    assert code == 0
+    burden = [o for o in outputs if o.get("type") == "flag" and o.get("flag") == "high_medical_burden"]
+    assert burden == []

@@ -23,7 +23,8 @@ Interpretations (where the spec could be read two ways, this is what the engine 
 
 1. A redelivered settlement ``(discharge_id, reverses)`` or admission id is a valid input: it moves
    the clock (due times fire) and marks the person seen, but changes no person state, emits nothing
-   and triggers no §5.2 judging ("it changes nothing"). Redelivery is detected per person.
+   and triggers no §5.2 judging ("it changes nothing"). Redelivery is detected per person, and
+   with ``global_ids=True`` (``hub monitor``) also across persons: "seen before" names no person.
 2. Rule 1 only needs the keys a subject has had instances for: a key never raised is armed and
    stays armed. A resolved flag stays unarmed until a later judging (an input about the subject or
    one of its due times) finds its condition false; a referral update is about no subject, so the
@@ -116,8 +117,17 @@ class MonitorEngine:
         persons: MutableMapping[str, PersonState] | None = None,
         facilities: MutableMapping[str, FacilityState] | None = None,
         state: dict[str, Any] | None = None,
+        *,
+        global_ids: bool = False,
     ) -> None:
         self.policy = policy
+        # §4/§7 say a settlement or admission id "seen before" is a redelivery, without naming the
+        # person. `hub monitor` reads that literally (one id space per file: global_ids=True). A
+        # stream partition cannot see other partitions' ids, so the processors dedupe per person,
+        # which is the same whenever hospitals issue unique ids.
+        self.global_ids = global_ids
+        self._admissions_seen: set[str] = set()
+        self._settlements_seen: set[tuple[str, str | None]] = set()
         self.persons: MutableMapping[str, PersonState] = {} if persons is None else persons
         self.facilities: MutableMapping[str, FacilityState] = {} if facilities is None else facilities
         self.clock: datetime | None = None
@@ -279,8 +289,10 @@ class MonitorEngine:
             return [("high_medical_burden", (inp.year,)), ("uninsured", (inp.year,)),
                     ("subsidy_without_category", (inp.year,))]
         if isinstance(inp, AdmissionInput):
-            if inp.admission_id in p.admissions:
+            if inp.admission_id in p.admissions or inp.admission_id in self._admissions_seen:
                 return None
+            if self.global_ids:
+                self._admissions_seen.add(inp.admission_id)
             reason = deposit_reason(p, inp, year_of(t), self.policy)
             out.append(DepositDecision(t, inp.admission_id, p.subject, reason == "waived", reason))
             p.admissions.add(inp.admission_id)
@@ -288,8 +300,10 @@ class MonitorEngine:
             return [("declared_category_unknown", (x,)) for x in inp.declared_categories]
         if isinstance(inp, SettlementInput):
             key = (inp.discharge_id, inp.reverses)
-            if key in p.settlements:
+            if key in p.settlements or key in self._settlements_seen:
                 return None
+            if self.global_ids:
+                self._settlements_seen.add(key)
             p.settlements.add(key)
             p.ytd_patient[inp.year] = p.ytd_patient.get(inp.year, 0) + inp.patient_fen
             return [("high_medical_burden", (inp.year,))]
