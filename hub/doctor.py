@@ -327,6 +327,15 @@ def doctor_command(settings: Settings, out: TextIO, err: TextIO) -> int:
         return 2
     with handle:
         out.write(f"broker: {settings.broker} ({handle.bootstrap})\n")
+        if handle.embedded is not None:
+            # The embedded broker is the hub's own: set it up as `hub up` would, so the probe judges
+            # what the hub will run on (a wrong partition count still fails, with its reset hint).
+            from hub.broker import broker_data_dir, ensure_topics
+
+            try:
+                ensure_topics(handle.bootstrap, data_dir=broker_data_dir(settings))
+            except BrokerError as exc:
+                err.write(f"hub doctor: {exc}\n")
         checks = run_probe(handle.bootstrap)
     out.write(render(checks))
     failed = [c for c in checks if c.required and not c.ok]

@@ -8,7 +8,7 @@ timestamp means. Times are kept as timezone-aware ``datetime`` in UTC+8.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 """China has kept UTC+8 without daylight saving since 1991, so a fixed offset is exact."""
@@ -44,7 +44,7 @@ def parse_event_time(text: object) -> datetime:
     if off is None:
         tz = SHANGHAI
     elif off == "Z":
-        tz = timezone.utc
+        tz = UTC
     else:
         sign = 1 if off[0] == "+" else -1
         oh, om = int(off[1:3]), int(off[4:6])
