@@ -1,0 +1,1 @@
+"""The edge of the hub: department connectors and the SDK to write them (see connectors/README.md)."""

@@ -11,13 +11,12 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from connectors.sdk import plugins
 from connectors.sdk.errors import ConfigError, PluginNotFound
 from connectors.sdk.loader import build, load_config, runner_for
 from connectors.sdk.scaffold import scaffold
-from hub.errors import HubError
 from hub.metrics import start_exporter, stop_exporter
 
 
@@ -56,21 +55,24 @@ def connector_run(config_path: str, bootstrap: str, out: TextIO, err: TextIO, *,
         err.write(f"invalid: {exc}\n")
         return 2
     stop = threading.Event()
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
     server = None
     if cfg.metrics_port is not None:
         server, port = start_exporter("0.0.0.0", cfg.metrics_port)
         out.write(f"metrics on :{port}/metrics\n")
     try:
         stats = runner_for(connector, bootstrap, stop=stop).run(once=once)
-    except (HubError, OSError, Exception) as exc:  # noqa: BLE001 - every failure becomes exit 1 with its reason
+    except Exception as exc:  # every failure while running becomes exit 1 with its reason
         err.write(f"{cfg.name}: failed: {type(exc).__name__}: {exc}\n")
         return 1
     finally:
         if server is not None:
             stop_exporter(server)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     out.write(f"{cfg.name}: produced {stats.produced}, rejected {stats.rejected}, delivered {stats.delivered}, "
               f"dead-lettered {stats.dead_lettered}, commits {stats.commits}\n")
     return 0

@@ -12,16 +12,8 @@ from datetime import date, datetime
 from typing import Any
 
 from hub.policy.monitor.inputs import (
-    AdmissionInput,
-    ContractInput,
-    DiagnosisInput,
-    EnrollmentInput,
-    FacilityInput,
-    FollowupInput,
     MonitorInput,
-    PaymentDefaultInput,
-    ReferralUpdateInput,
-    StatusInput,
+    parse_input,
 )
 from hub.policy.monitor.outputs import (
     DepositDecision,
@@ -31,7 +23,7 @@ from hub.policy.monitor.outputs import (
     Output,
     ReferralEvent,
 )
-from hub.policy.settlement import Discharge, Reversal, SettlementResult
+from hub.policy.settlement import Discharge, Reversal, SettlementResult, parse_discharge_line
 from hub.timeutil import SHANGHAI, format_time
 
 STATUS_TOPICS = {
@@ -40,45 +32,63 @@ STATUS_TOPICS = {
 }
 
 
-def _at(value: dict[str, Any]) -> datetime:
-    return value["occurred_at"].astimezone(SHANGHAI)
+def _at(value: dict[str, Any]) -> str:
+    return value["occurred_at"].astimezone(SHANGHAI).isoformat()
 
 
-def monitor_input(topic: str, v: dict[str, Any]) -> MonitorInput | None:
-    """The §5.1 fact an input event carries (None for discharges: they are settled first)."""
+def monitor_line(topic: str, v: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``hub monitor`` (§7) line an input event stands for; None for discharges (settled first).
+
+    Building the §7 line and parsing it with the same ``parse_input`` as ``hub monitor`` means the
+    stream validates exactly as the reference command does (an owner check, an unknown category …).
+    """
     at = _at(v)
     if topic in STATUS_TOPICS:
-        return StatusInput(at, v["person_token"], STATUS_TOPICS[topic], frozenset(v["categories"]),
-                           v.get("household_income_fen") if topic.startswith("revitalization") else None)
+        line = {"type": "status", "at": at, "person": v["person_token"], "source": STATUS_TOPICS[topic],
+                "categories": list(v["categories"])}
+        if topic.startswith("revitalization") and v.get("household_income_fen") is not None:
+            line["household_income_fen"] = v["household_income_fen"]
+        return line
     if topic == "insurance.enrollments.v1":
-        return EnrollmentInput(at, v["person_token"], v["year"], v["enrolled"], v.get("subsidy_category"))
+        return {"type": "enrollment", "at": at, "person": v["person_token"], "year": v["year"],
+                "enrolled": v["enrolled"], "subsidy_category": v.get("subsidy_category")}
     if topic == "health.admissions.v1":
-        return AdmissionInput(at, v["person_token"], v["admission_id"], v["hospital_code"], v["in_county"],
-                              tuple(v.get("declared_categories") or ()))
+        return {"type": "admission", "at": at, "person": v["person_token"], "admission_id": v["admission_id"],
+                "hospital": v["hospital_code"], "in_county": v["in_county"],
+                "declared_categories": list(v.get("declared_categories") or ())}
     if topic == "health.diagnoses.v1":
-        return DiagnosisInput(at, v["person_token"], v["icd10"])
+        return {"type": "diagnosis", "at": at, "person": v["person_token"], "code": v["icd10"]}
     if topic == "health.family-doctor.v1":
         if v["kind"] == "followup":
-            return FollowupInput(at, v["person_token"])
-        return ContractInput(at, v["person_token"], bool(v.get("active")))
+            return {"type": "followup", "at": at, "person": v["person_token"]}
+        return {"type": "contract", "at": at, "person": v["person_token"], "active": v.get("active")}
     if topic == "health.payment-defaults.v1":
-        return PaymentDefaultInput(at, v["person_token"], v["hospital_code"], v["defaulted"])
+        return {"type": "payment_default", "at": at, "person": v["person_token"], "hospital": v["hospital_code"],
+                "defaulted": v["defaulted"]}
     if topic == "health.facilities.v1":
-        return FacilityInput(at, v["facility_code"], v["kind"], v["licensed_doctors"])
+        return {"type": "facility", "at": at, "facility": v["facility_code"], "kind": v["kind"],
+                "doctors": v["licensed_doctors"]}
     if topic == "department.referral-updates.v1":
-        return ReferralUpdateInput(at, v["referral_id"], v["status"], v.get("reason"), v.get("amount_fen"))
+        return {"type": "referral_update", "at": at, "referral_id": v["referral_id"], "status": v["status"],
+                "reason": v.get("reason"), "amount_fen": v.get("amount_fen")}
     return None
 
 
+def monitor_input(topic: str, v: dict[str, Any]) -> MonitorInput | None:
+    """The validated §5.1 fact of an input event (raises ``ValidationError`` like ``hub monitor``)."""
+    line = monitor_line(topic, v)
+    return None if line is None else parse_input(line)
+
+
 def discharge_item(v: dict[str, Any]) -> Discharge | Reversal:
-    """A discharge event as the ledger's input (a reversal when ``reverses`` is set)."""
+    """A discharge event as the ledger's input, validated by the same parser as ``hub settle``."""
     if v.get("reverses"):
-        return Reversal(v["reverses"])
-    return Discharge(
-        discharge_id=v["discharge_id"], discharged_at=v["discharged_at"].astimezone(SHANGHAI), level=v["level"],
-        in_county=v["in_county"], referred=v["referred"], total_fen=v["total_fen"],
-        out_of_policy_fen=v["out_of_policy_fen"],
-    )
+        return parse_discharge_line({"reverses": v["reverses"]})
+    return parse_discharge_line({
+        "discharge_id": v["discharge_id"], "discharged_at": v["discharged_at"].astimezone(SHANGHAI).isoformat(),
+        "level": v["level"], "in_county": v["in_county"], "referred": v["referred"], "total_fen": v["total_fen"],
+        "out_of_policy_fen": v["out_of_policy_fen"],
+    })
 
 
 def settlement_record(person: str, result: SettlementResult, hospital: str, at: datetime,

@@ -28,6 +28,7 @@ from typing import Any
 
 from hub import codec
 from hub.deadletter import dead_letter
+from hub.errors import HubError
 from hub.policy.loader import select_policy
 from hub.policy.model import Policy
 from hub.policy.monitor.engine import MonitorEngine
@@ -165,7 +166,7 @@ class PersonLogic:
             if r.topic != "department.referral-updates.v1":  # routed by referral id, not by key
                 self._note_subject(r)
             outs = self.engine.apply(inp)
-        except Exception as exc:  # a rule refused the input (e.g. invalid category for its source)
+        except (HubError, ValueError, KeyError) as exc:  # refused input (e.g. a category its source does not own)
             self._dead(r, "invalid_input", f"{type(exc).__name__}: {exc}", result)
             return
         self.clock_dirty.add(r.partition)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import glob
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,14 +62,3 @@ def make_id(region: str = "530102", born: str = "19800101", seq: int = 1) -> str
     """A valid 18-character resident ID number (GB 11643 check character computed)."""
     first17 = f"{region}{born}{seq % 1000:03d}"
     return first17 + check_character(first17)
-
-
-@pytest.fixture
-def ids() -> list[str]:
-    """Ten valid ID numbers of different people."""
-    return [make_id(seq=i) for i in range(1, 11)]
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path

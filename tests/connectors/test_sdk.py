@@ -129,3 +129,22 @@ def test_testkit_token_is_the_mapping_token() -> None:
     assert testkit.token(synthetic_id(5)) == map_row(
         MAPPING, {"身份证号": synthetic_id(5), "日期": "2024-01-01", "类别": "脱贫人口"}, source="s",
         pseudonym_key=testkit.TEST_PSEUDONYM_KEY).key
+
+
+def test_readme_documents_every_property_of_every_builtin() -> None:
+    from connectors.sdk.config import SinkConfig, SourceConfig
+    from connectors.sdk.docs import all_tables, config_table
+    from connectors.sdk.mapping import FieldSpec, MappingConfig
+
+    readme = (ROOT / "connectors" / "README.md").read_text(encoding="utf-8")
+    tables = {**all_tables(), "source": config_table(SourceConfig), "sink": config_table(SinkConfig),
+              "mapping": config_table(MappingConfig), "field": config_table(FieldSpec)}
+    for name, table in tables.items():
+        missing = [row for row in table.splitlines() if row not in readme]
+        assert not missing, f"{name}: README lacks {missing} (regenerate with python -m connectors.sdk.docs)"
+    headings = ["**Overview.**", "**How it works.**", "**Data change events.**", "**Type mappings.**",
+                "**Setting up the", "**Configuration.**", "**Behaviour when things go wrong.**"]
+    for name in plugins.BUILTIN:
+        section = readme.split(f"\n## {name}\n", 1)[1].split("\n## ", 1)[0]
+        positions = [section.find(h) for h in headings]
+        assert -1 not in positions and positions == sorted(positions), name

@@ -1,0 +1,629 @@
+"""The hospital counter API (医院窗口): a cashier posts an admission or a discharge and gets the deposit
+decision (先诊疗后付费) or the one-stop settlement (一站式结算) back in the same request.
+
+Overview
+    ``POST /v1/admissions`` → the ``DepositDecision``; ``POST /v1/discharges`` → the ``Settlement``
+    (a body with ``reverses`` is a reversal, 冲正, answered by the negated settlement).
+    ``GET /v1/status/{kind}/{id}`` answers a request that outlived its wait; ``GET /healthz``.
+
+Why request/reply *through the pipeline* and not a side computation
+    The person processor is the one holder of the state a decision needs (categories, enrolment,
+    year-to-date sums, blacklist), and it settles a discharge id exactly once. Computing the answer
+    here would need a copy of that state and could disagree with the record the processor emits to
+    the insurance fund and civil affairs. So the API produces the event to the input topic, exactly
+    as the hospital connector would, and waits for the processor's own output record.
+
+How it works
+    One shared aiokafka producer, and one consumer that *tails* ``hub.deposit-decisions.v1``,
+    ``hub.settlements.v1`` and ``hub.dead-letters.v1``: all partitions assigned (no consumer group,
+    so every API replica sees every record and nothing is committed), positioned at the end before
+    the first request is accepted. A request registers a future under the output's deterministic
+    ``event_id`` (``deposit_decision:{person}:{admission_id}``, ``settlement:{person}:{discharge_id}``
+    [``:reversal``]) *before* producing, so its answer cannot be missed. A dead letter names the
+    input's topic/partition/offset, which the producer's acknowledgement told us; one arriving before
+    that acknowledgement is kept briefly and matched afterwards. Only records keyed by a person with
+    a request in flight are decoded, so a busy pipeline costs the API little.
+
+    Request body = the event's JSON form without ``event_id`` (filled deterministically:
+    ``api:admission:{hospital_code}:{admission_id}``, ``api:discharge:…``, ``api:reversal:{hospital}:{reverses}``,
+    so a retried POST is the same event) and, optionally, without ``occurred_at`` (then: now, Asia/Shanghai).
+
+Answers
+    ==========  ===============================================================================
+    200         ``{"kind", "id", "status": "done", "status_url", "result": <output event JSON>}``
+    202         the bounded wait (``wait_seconds``) ran out: ``{"status": "pending", "status_url"}``
+                and a ``Location`` header; the status URL answers 200 once the result is in
+    422         invalid body: ``{"error": "invalid_input", "errors": [{"field", "problem"}]}`` (from the
+                pydantic event models; input values are never echoed), or the processor dead-lettered
+                the input (``no_policy``, ``invalid_input`` …): ``{"status": "rejected", "error", "detail"}``
+    409         the reversal conflicts with the ledger (``unknown_discharge``, ``already_reversed``)
+    503         the broker did not take the event, too many requests in flight, or shutting down
+    ==========  ===============================================================================
+
+Behaviour when things go wrong
+    A retry is safe: the event id and the processor's idempotence (§3 redelivery returns the original
+    settlement) make a second POST return the same result. An admission id decided before gets no
+    second decision (§4); this API answers it from its memory of recent results, else 202 and the
+    status stays pending. Pending requests are forgotten after ``pending_ttl`` seconds and the status
+    then answers 404, as for an id this instance never saw (results live in a bounded LRU in memory,
+    not on disk: the topics stay the record). No authentication here: serve it on loopback or behind
+    the hospital network's TLS proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import signal
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TextIO
+from urllib.parse import quote
+
+import pydantic
+from aiohttp import web
+
+from hub import codec
+from hub.events import AdmissionRegistered, DischargeSettlementRequested, Event, model_for
+from hub.metrics import METRICS
+from hub.timeutil import SHANGHAI
+from hub.topics import DEAD_LETTERS
+
+__all__ = ["CounterBridge", "ApiThread", "create_api", "run_api", "serve_api_command", "parse_request"]
+
+log = logging.getLogger(__name__)
+
+ADMISSIONS = "health.admissions.v1"
+DISCHARGES = "health.discharges.v1"
+DECISIONS = "hub.deposit-decisions.v1"
+SETTLEMENTS = "hub.settlements.v1"
+TAILED = (DECISIONS, SETTLEMENTS, DEAD_LETTERS)
+KINDS = ("admission", "discharge", "reversal")
+CONFLICT_REASONS = frozenset({"unknown_discharge", "already_reversed"})
+WARNING_REASONS = frozenset({"conflicting_redelivery"})
+"""Dead-letter reasons that accompany a result rather than replace it (§3: the original settlement stands)."""
+
+_CONNECTOR = "counter-api"
+_ID_SHAPE = re.compile(r"(?<![0-9])(\d{17}[\dXx]|\d{15})(?![0-9])")
+_EARLY_DEAD_MAX = 2000
+
+
+def _scrub(text: str) -> str:
+    """Mask anything shaped like a resident ID number: an answer must never carry one (§1)."""
+    return _ID_SHAPE.sub("<masked>", text)
+
+
+# ---------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class CounterRequest:
+    """A validated cashier request: the event to produce and the output that answers it."""
+
+    kind: str  # admission | discharge | reversal
+    status_id: str  # "{person}:{admission_id}" … — the {id} of the status URL
+    output_id: str  # event_id of the processor's answer
+    input_topic: str
+    key: bytes
+    value: bytes
+
+    @property
+    def status_url(self) -> str:
+        return status_url(self.kind, self.status_id)
+
+
+class InvalidRequest(Exception):
+    """A body the event model refuses; ``errors`` are ``{"field", "problem"}`` without input values."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']}: {e['problem']}" for e in errors))
+
+
+def status_url(kind: str, status_id: str) -> str:
+    return f"/v1/status/{kind}/{quote(status_id, safe=':@')}"
+
+
+def output_id(kind: str, status_id: str) -> str:
+    """The ``event_id`` the person processor gives the answer (hub.processors.convert / monitor outputs)."""
+    if kind == "admission":
+        return f"deposit_decision:{status_id}"
+    return f"settlement:{status_id}" + (":reversal" if kind == "reversal" else "")
+
+
+def _input_event_id(route: str, body: dict[str, Any]) -> str:
+    """Deterministic from the body, so a retried POST is the same event (and the same output)."""
+    hospital = body.get("hospital_code")
+    if route == "admission":
+        return f"api:admission:{hospital}:{body.get('admission_id')}"
+    if body.get("reverses") is not None:
+        return f"api:reversal:{hospital}:{body.get('reverses')}"
+    return f"api:discharge:{hospital}:{body.get('discharge_id')}"
+
+
+def parse_request(route: str, raw: bytes, now: datetime) -> CounterRequest:
+    """Body of ``POST /v1/admissions`` (route ``admission``) or ``/v1/discharges`` → a request.
+
+    Raises :class:`InvalidRequest` with one entry per field problem (all of them, not the first).
+    """
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest([{"field": "<body>", "problem": f"not JSON: {exc}"}]) from None
+    if not isinstance(body, dict):
+        raise InvalidRequest([{"field": "<body>", "problem": f"expected a JSON object, found {type(body).__name__}"}])
+    if "event_id" in body:
+        raise InvalidRequest([{"field": "event_id", "problem": "set by the counter API from the body; leave it out"}])
+    model: type[Event] = AdmissionRegistered if route == "admission" else DischargeSettlementRequested
+    value = {**body, "event_id": _input_event_id(route, body)}
+    value.setdefault("occurred_at", now.astimezone(SHANGHAI).isoformat())
+    try:
+        event = model.model_validate_json(json.dumps(value))
+    except pydantic.ValidationError as exc:  # field errors; never the input (it may hold an ID number)
+        raise InvalidRequest([
+            {"field": ".".join(str(p) for p in e["loc"]) or "<body>", "problem": _scrub(e["msg"])}
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]) from None
+    person = event.person_token  # type: ignore[attr-defined]
+    if isinstance(event, AdmissionRegistered):
+        kind, sid, topic = "admission", f"{person}:{event.admission_id}", ADMISSIONS
+    elif isinstance(event, DischargeSettlementRequested) and event.reverses is not None:
+        kind, sid, topic = "reversal", f"{person}:{event.reverses}", DISCHARGES
+    else:
+        kind, sid, topic = "discharge", f"{person}:{event.discharge_id}", DISCHARGES  # type: ignore[attr-defined]
+    return CounterRequest(kind, sid, output_id(kind, sid), topic, person.encode(), codec.encode(model.SCHEMA, event))
+
+
+# ---------------------------------------------------------------- the bridge
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer: status code and JSON body."""
+
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass
+class _Pending:
+    request: CounterRequest
+    future: asyncio.Future[Answer]
+    created: float
+    coords: tuple[str, int, int] | None = None
+    warnings: list[dict[str, str]] = field(default_factory=list)
+
+
+class CounterBridge:
+    """Request/reply over Kafka topics: produce an input, resolve a future when its output shows up."""
+
+    def __init__(self, bootstrap: str, *, wait_seconds: float = 5.0, remember: int = 10_000,
+                 max_pending: int = 10_000, pending_ttl: float = 600.0, fetch_max_wait_ms: int = 50) -> None:
+        self.bootstrap = bootstrap
+        self.wait_seconds = wait_seconds
+        self.remember = remember
+        self.max_pending = max_pending
+        self.pending_ttl = max(pending_ttl, wait_seconds)
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        self._pending: dict[str, _Pending] = {}  # output event_id → request (insertion = creation order)
+        self._by_coords: dict[tuple[str, int, int], str] = {}
+        self._persons: dict[bytes, int] = {}  # keys with a request in flight → count
+        self._early_dead: OrderedDict[tuple[str, int, int], dict[str, Any]] = OrderedDict()
+        self._results: OrderedDict[tuple[str, str], Answer] = OrderedDict()
+        self._producer: Any = None
+        self._consumer: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._tail_error: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, and stand at the end of every tailed partition before any request is accepted."""
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+        from hub.errors import BrokerError
+
+        servers = self.bootstrap.split(",")
+        try:
+            self._producer = AIOKafkaProducer(bootstrap_servers=servers, client_id="hub-counter-api",
+                                              acks="all", enable_idempotence=True)
+            await self._producer.start()
+            self._consumer = AIOKafkaConsumer(bootstrap_servers=servers, client_id="hub-counter-api",
+                                              group_id=None, enable_auto_commit=False,
+                                              auto_offset_reset="latest", fetch_max_wait_ms=self.fetch_max_wait_ms)
+            await self._consumer.start()
+            known = await self._consumer.topics()
+            missing = [t for t in TAILED if t not in known]
+            if missing:
+                raise BrokerError(f"topics {missing} do not exist on {self.bootstrap}; create the catalogue "
+                                  "first (`hub up` does, or hub.broker.ensure_topics)")
+            tps = [TopicPartition(t, p) for t in TAILED for p in sorted(self._consumer.partitions_for_topic(t))]
+            self._consumer.assign(tps)
+            await self._consumer.seek_to_end(*tps)
+            for tp in tps:  # resolve the positions now: every record after this point will be seen
+                await self._consumer.position(tp)
+        except BaseException:
+            await self.stop()
+            raise
+        self._task = asyncio.create_task(self._tail(), name="counter-api-tail")
+
+    async def stop(self) -> None:
+        """Stop tailing, answer whoever still waits with 503, close the clients."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for p in list(self._pending.values()):
+            if not p.future.done():
+                p.future.set_result(Answer(503, {"error": "shutting_down", "status_url": p.request.status_url}))
+        self._pending.clear()
+        self._by_coords.clear()
+        self._persons.clear()
+        for client in (self._consumer, self._producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()
+        self._consumer = self._producer = None
+
+    @property
+    def healthy(self) -> bool:
+        return self._task is not None and not self._task.done() and self._tail_error is None
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok" if self.healthy else "unhealthy", "pending": len(self._pending),
+                "remembered": len(self._results), **({"error": self._tail_error} if self._tail_error else {})}
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def submit(self, req: CounterRequest) -> Answer:
+        """Produce ``req`` and wait (bounded) for its answer; 202 when the wait runs out."""
+        deadline = time.monotonic() + self.wait_seconds
+        if req.kind == "admission":  # §4: a decided admission id gets no second decision; answer ours
+            known = self._results.get((req.kind, req.status_id))
+            if known is not None and known.status == 200:
+                return known
+        pending = self._pending.get(req.output_id)
+        if pending is None:
+            if len(self._pending) >= self.max_pending:
+                return Answer(503, {"error": "too_many_pending", "detail": f"{len(self._pending)} requests "
+                                    "are waiting for the pipeline; retry later (the event id makes it safe)"})
+            pending = self._register(req)
+            try:
+                meta = await self._producer.send_and_wait(req.input_topic, req.value, key=req.key)
+            except Exception as exc:  # KafkaError, timeouts, a stopped producer
+                self._forget(req.output_id)
+                METRICS.connector_records.labels(connector=_CONNECTOR, outcome="source_error").inc()
+                return Answer(503, {"error": "broker_unavailable",
+                                    "detail": f"{type(exc).__name__}: {exc}; retry (the event id makes it safe)"})
+            METRICS.connector_records.labels(connector=_CONNECTOR, outcome="produced").inc()
+            self._located(pending, (meta.topic, meta.partition, meta.offset))
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.future), max(deadline - time.monotonic(), 0.0))
+        except TimeoutError:
+            return Answer(202, {"kind": req.kind, "id": req.status_id, "status": "pending",
+                                "status_url": req.status_url})
+
+    def status(self, kind: str, status_id: str) -> Answer:
+        """200/4xx with the remembered answer, 202 while pending, 404 when unknown to this instance."""
+        known = self._results.get((kind, status_id))
+        if known is not None:
+            self._results.move_to_end((kind, status_id))
+            return known
+        if output_id(kind, status_id) in self._pending:
+            return Answer(202, {"kind": kind, "id": status_id, "status": "pending",
+                                "status_url": status_url(kind, status_id)})
+        return Answer(404, {"error": "unknown", "detail": f"no {kind} {status_id!r} was posted to this API "
+                            "recently (results are remembered in memory, bounded)"})
+
+    def _register(self, req: CounterRequest) -> _Pending:
+        p = _Pending(req, asyncio.get_running_loop().create_future(), time.monotonic())
+        self._pending[req.output_id] = p
+        self._persons[req.key] = self._persons.get(req.key, 0) + 1
+        return p
+
+    def _located(self, p: _Pending, coords: tuple[str, int, int]) -> None:
+        """The broker acknowledged the input at ``coords``: dead letters for it can now be matched."""
+        if p.future.done() or self._pending.get(p.request.output_id) is not p:
+            return
+        p.coords = coords
+        self._by_coords[coords] = p.request.output_id
+        early = self._early_dead.pop(coords, None)
+        if early is not None:
+            self._on_dead_letter(early)
+
+    def _forget(self, oid: str) -> _Pending | None:
+        p = self._pending.pop(oid, None)
+        if p is None:
+            return None
+        n = self._persons.get(p.request.key, 0) - 1
+        if n > 0:
+            self._persons[p.request.key] = n
+        else:
+            self._persons.pop(p.request.key, None)
+        if p.coords is not None:
+            self._by_coords.pop(p.coords, None)
+        return p
+
+    def _finish(self, oid: str, answer: Answer) -> None:
+        p = self._forget(oid)
+        if p is None:
+            return
+        if p.warnings and answer.status == 200:
+            answer = Answer(200, {**answer.body, "warnings": p.warnings})
+        self._remember(p.request, answer)
+        if not p.future.done():
+            p.future.set_result(answer)
+
+    def _remember(self, req: CounterRequest, answer: Answer) -> None:
+        key = (req.kind, req.status_id)
+        self._results[key] = answer
+        self._results.move_to_end(key)
+        while len(self._results) > self.remember:
+            self._results.popitem(last=False)
+
+    # -- tailing the outputs -----------------------------------------------------------------
+
+    async def _tail(self) -> None:
+        """Read the tailed topics forever; a broker hiccup is logged and retried, never fatal."""
+        backoff = 0.1
+        while True:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=2000)
+                self._tail_error, backoff = None, 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._tail_error = f"{type(exc).__name__}: {exc}"
+                log.warning("counter API: reading outputs failed (%s); retrying in %.1f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for tp, records in batches.items():
+                for m in records:
+                    if m.key is not None and m.key in self._persons:
+                        self._on_record(tp.topic, m.value)
+            self._expire()
+
+    def _on_record(self, topic: str, data: bytes) -> None:
+        try:
+            schema, record = codec.decode(data)
+        except Exception as exc:  # not ours to repair; the processor's own dead letters cover inputs
+            log.warning("counter API: undecodable record on %s: %s", topic, exc)
+            return
+        if topic == DEAD_LETTERS:
+            self._on_dead_letter(record)
+            return
+        oid = record.get("event_id")
+        p = self._pending.get(oid) if isinstance(oid, str) else None
+        if p is None:
+            return
+        try:
+            result = codec.to_json_dict(model_for(schema).model_validate(record))
+        except Exception as exc:  # a record that breaks its own model: report it rather than hang
+            log.warning("counter API: %s %s does not fit its model: %s", schema, oid, exc)
+            result = {k: v for k, v in record.items() if isinstance(v, (str, int, bool, type(None)))}
+        req = p.request
+        self._finish(req.output_id, Answer(200, {"kind": req.kind, "id": req.status_id, "status": "done",
+                                                 "status_url": req.status_url, "result": result}))
+
+    def _on_dead_letter(self, record: dict[str, Any]) -> None:
+        topic, partition, offset = record.get("topic"), record.get("partition"), record.get("offset")
+        if topic not in (ADMISSIONS, DISCHARGES) or partition is None or offset is None:
+            return
+        coords = (topic, partition, offset)
+        oid = self._by_coords.get(coords)
+        p = self._pending.get(oid) if oid is not None else None
+        if p is None:  # before the producer's acknowledgement reached us: match it then
+            self._early_dead[coords] = record
+            while len(self._early_dead) > _EARLY_DEAD_MAX:
+                self._early_dead.popitem(last=False)
+            return
+        reason, detail = str(record.get("reason")), _scrub(str(record.get("detail") or ""))
+        if reason in WARNING_REASONS:
+            p.warnings.append({"reason": reason, "detail": detail})
+            return
+        status = 409 if reason in CONFLICT_REASONS else 422
+        self._finish(p.request.output_id, Answer(status, {
+            "kind": p.request.kind, "id": p.request.status_id, "status": "rejected", "error": reason,
+            "detail": detail, "dead_letter_id": record.get("event_id"), "status_url": p.request.status_url}))
+
+    def _expire(self) -> None:
+        """Forget requests pending longer than ``pending_ttl`` (their status becomes 404)."""
+        horizon = time.monotonic() - self.pending_ttl
+        while self._pending:
+            oid, p = next(iter(self._pending.items()))
+            if p.created > horizon:
+                break
+            self._forget(oid)
+            if not p.future.done():
+                p.future.set_result(Answer(202, {"kind": p.request.kind, "id": p.request.status_id,
+                                                 "status": "pending", "status_url": p.request.status_url}))
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+BRIDGE = web.AppKey("counter_bridge", CounterBridge)
+
+
+def _json(answer: Answer) -> web.Response:
+    headers = {"Location": answer.body["status_url"]} if answer.status == 202 and "status_url" in answer.body else None
+    return web.json_response(answer.body, status=answer.status, headers=headers,
+                             dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+def _post(route: str) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        bridge = request.app[BRIDGE]
+        try:
+            req = parse_request(route, await request.read(), datetime.now(SHANGHAI))
+        except InvalidRequest as exc:
+            METRICS.connector_records.labels(connector=_CONNECTOR, outcome="rejected").inc()
+            return _json(Answer(422, {"error": "invalid_input", "errors": exc.errors}))
+        return _json(await bridge.submit(req))
+
+    return handler
+
+
+async def _status(request: web.Request) -> web.Response:
+    kind, status_id = request.match_info["kind"], request.match_info["id"]
+    if kind not in KINDS:
+        return _json(Answer(404, {"error": "unknown_kind", "detail": f"kind must be one of {', '.join(KINDS)}"}))
+    return _json(request.app[BRIDGE].status(kind, status_id))
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    bridge = request.app[BRIDGE]
+    return web.json_response(bridge.health(), status=200 if bridge.healthy else 503)
+
+
+def create_api(bootstrap: str, *, wait_seconds: float = 5.0, remember: int = 10_000,
+               pending_ttl: float = 600.0) -> web.Application:
+    """The counter API as an aiohttp application; its bridge connects at startup, before serving."""
+    app = web.Application(client_max_size=64 * 1024)
+    app[BRIDGE] = CounterBridge(bootstrap, wait_seconds=wait_seconds, remember=remember, pending_ttl=pending_ttl)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await app[BRIDGE].start()
+        yield
+        await app[BRIDGE].stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_post("/v1/admissions", _post("admission"))
+    app.router.add_post("/v1/discharges", _post("discharge"))
+    app.router.add_get("/v1/status/{kind}/{id}", _status)
+    app.router.add_get("/healthz", _healthz)
+    return app
+
+
+# ---------------------------------------------------------------- serving
+
+
+async def _start_site(bootstrap: str, host: str, port: int, wait_seconds: float) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(create_api(bootstrap, wait_seconds=wait_seconds), access_log=None)
+    await runner.setup()  # runs the bridge's start: connected and at the end of the outputs
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound = runner.addresses[0]
+    return runner, f"http://{host}:{bound[1]}"
+
+
+def run_api(bootstrap: str, host: str = "127.0.0.1", port: int = 8080, *, wait_seconds: float = 5.0,
+            out: TextIO = sys.stdout) -> None:
+    """Serve the counter API until SIGINT/SIGTERM (``hub api``); prints ``api: http://HOST:PORT``."""
+
+    async def serve() -> None:
+        runner, url = await _start_site(bootstrap, host, port, wait_seconds)
+        out.write(f"api: {url}\n")
+        out.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(serve())
+
+
+class ApiThread:
+    """The counter API on its own event loop in a daemon thread, for synchronous hosts (``hub up``).
+
+    ``start()`` returns once the API accepts requests (or raises what prevented it); ``url`` is then
+    ``http://HOST:PORT`` with the bound port (``port=0`` picks a free one). ``stop()`` is idempotent.
+    """
+
+    def __init__(self, bootstrap: str, host: str = "127.0.0.1", port: int = 0, *, wait_seconds: float = 5.0) -> None:
+        self.bootstrap, self.host, self.port, self.wait_seconds = bootstrap, host, port, wait_seconds
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout: float = 30.0) -> str:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                self._runner, self.url = loop.run_until_complete(
+                    _start_site(self.bootstrap, self.host, self.port, self.wait_seconds))
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name="counter-api", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError(f"the counter API did not start within {timeout} s")
+        if failure:
+            self._thread.join(5)
+            raise failure[0]
+        return self.url
+
+    def stop(self, timeout: float = 15.0) -> None:
+        loop, runner, thread = self._loop, self._runner, self._thread
+        if loop is None or thread is None or not thread.is_alive():
+            return
+        if runner is not None:
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        self._runner = None
+
+    def __enter__(self) -> ApiThread:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_api_command(host: str = "127.0.0.1", port: int | None = None, *, out: TextIO = sys.stdout,
+                      err: TextIO = sys.stderr) -> int:
+    """``hub api``: serve the counter API against HUB_BROKER (``hub up`` starts it with the embedded broker)."""
+    from hub.config import get_settings
+    from hub.errors import BrokerError
+
+    settings = get_settings()
+    if settings.broker == "embedded":
+        err.write("hub api: HUB_BROKER is 'embedded'; the API joins a running broker. `hub up` starts the API "
+                  "with its embedded broker, or set HUB_BROKER=kafka://host:port.\n")
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        run_api(",".join(settings.bootstrap_servers()), host, settings.api_port if port is None else port, out=out)
+    except (BrokerError, OSError) as exc:
+        err.write(f"hub api: {exc}\n")
+        return 1
+    except Exception as exc:  # KafkaConnectionError and friends: say what failed, not a traceback
+        err.write(f"hub api: cannot start: {type(exc).__name__}: {exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # python -m hub.api (benchmarks start it as its own process)
+    raise SystemExit(serve_api_command(sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"))

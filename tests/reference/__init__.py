@@ -1,0 +1,1 @@
+"""Independent reference implementations used by differential tests (not shipped code)."""
