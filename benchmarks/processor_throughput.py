@@ -72,8 +72,6 @@ from hub.topics import INPUT_TOPICS, PARTITIONS  # noqa: E402
 
 log = logging.getLogger("bench.processor")
 
-BASE_TIMESTAMP_MS = 1_735_660_800_000
-"""Record timestamps are this + input index (2025-01-01 00:00 +08:00): arrival order = simulator order."""
 
 FLOOR_APP_ID = "bench-faust-floor"
 FLOOR_WORKER_FLAG = "--faust-floor-worker"
@@ -108,6 +106,10 @@ class Workload:
     composition: dict[str, int]
     last_event: str
     build_seconds: float
+    base_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    """Record timestamp of input i is ``base_ms + i`` (arrival order = simulator order), as ``hub replay``
+    does. Wall-clock based on purpose: the input topics' retention (7 days to 1 year) applies to record
+    timestamps, and records stamped with their simulated 2025 dates would be invisible to consumers."""
 
     @property
     def n(self) -> int:
@@ -179,7 +181,7 @@ def produce(bootstrap: str, workload: Workload) -> Phase:
     started = time.perf_counter()
     try:
         for i, (topic, key, value) in enumerate(workload.records):
-            producer.send(topic, key=key, value=value, timestamp_ms=BASE_TIMESTAMP_MS + i)
+            producer.send(topic, key=key, value=value, timestamp_ms=workload.base_ms + i)
         producer.flush(timeout=300)
     finally:
         producer.close()
@@ -199,13 +201,18 @@ async def _getmany_loop(bootstrap: str, n: int, timeout: float) -> tuple[int, fl
         tps = [TopicPartition(t, p) for t in INPUT_TOPICS for p in range(PARTITIONS)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
         count, started = 0, time.perf_counter()
         deadline = started + timeout
         while count < n:
             if time.perf_counter() > deadline:
                 raise BenchError(f"aiokafka floor: {count} of {n} records in {timeout:.0f} s")
-            for msgs in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            for msgs in batch.values():
                 count += len(msgs)
+            if not batch and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                raise BenchError(f"aiokafka floor: at the end of every partition after {count} of {n} records "
+                                 "(records invisible: retention, compaction?)")
         return count, time.perf_counter() - started
     finally:
         await consumer.stop()
@@ -238,7 +245,8 @@ def _faust_floor_worker(bootstrap: str, data_dir: str, metrics_port: int) -> Non
                 METRICS.events_consumed.labels(topic="all").inc(len(events))
 
     app, _ctx = create_app(bootstrap, app_id=FLOOR_APP_ID, data_dir=data_dir, register=register)
-    Worker(app, loglevel="warn", quiet=True).execute_from_commandline()
+    # "info", as hub workers run: at "warn" faust keeps a terminal spinner that sets the root logger to DEBUG
+    Worker(app, loglevel="info", quiet=True).execute_from_commandline()
 
 
 def spawn_faust_floor(bootstrap: str, data_dir: Path, metrics_port: int, log_file: Path) -> subprocess.Popen[bytes]:
@@ -283,7 +291,7 @@ def logic_records(workload: Workload) -> list[Any]:
     out = []
     for i, (topic, key, value) in enumerate(workload.records):
         p = partition_for(key)
-        out.append(InRecord(topic, p, offsets[(topic, p)], key, value, (BASE_TIMESTAMP_MS + i) / 1000))
+        out.append(InRecord(topic, p, offsets[(topic, p)], key, value, (workload.base_ms + i) / 1000))
         offsets[(topic, p)] += 1
     return out
 

@@ -49,8 +49,8 @@ def monitor(
 @app.command()
 def up(
     simulate: bool = typer.Option(True, help="run the synthetic province simulator"),
-    persons: int = typer.Option(2000, help="simulated persons"),
-    rate: float = typer.Option(200.0, help="simulated events per second"),
+    persons: int = typer.Option(5000, help="simulated persons"),
+    rate: float = typer.Option(500.0, help="simulated events per second"),
     reset: bool = typer.Option(False, help="delete the embedded broker's data dir first"),
     duration: float = typer.Option(0.0, help="stop after this many seconds (0 = until Ctrl-C)"),
 ) -> None:
@@ -58,6 +58,17 @@ def up(
     from hub.runtime import up_command
 
     raise typer.Exit(up_command(simulate=simulate, persons=persons, rate=rate, reset=reset, duration=duration))
+
+
+@app.command()
+def api(
+    host: str = typer.Option("127.0.0.1", help="listen address (0.0.0.0 only behind a TLS proxy)"),
+    port: int | None = typer.Option(None, help="port (default: HUB_API_PORT, 8080; 0 = any free port)"),
+) -> None:
+    """Serve the hospital counter API against HUB_BROKER: admissions and discharges answered in the request."""
+    from hub.api import serve_api_command
+
+    raise typer.Exit(serve_api_command(host, port))
 
 
 @app.command()
@@ -149,7 +160,6 @@ def connector_run(
 ) -> None:
     """Run a connector until Ctrl-C (offsets are kept; a restart resumes)."""
     from connectors.cli import connector_run as run
-
     from hub.config import get_settings
 
     servers = bootstrap or ",".join(get_settings().bootstrap_servers())

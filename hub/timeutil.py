@@ -8,17 +8,135 @@ timestamp means. Times are kept as timezone-aware ``datetime`` in UTC+8.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from fractions import Fraction
+from typing import Any, SupportsIndex
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 """China has kept UTC+8 without daylight saving since 1991, so a fixed offset is exact."""
 
 DAY = timedelta(days=1)
 
-_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+# ASCII digits only, matched in full (``$`` would also accept a trailing newline): any other form is invalid.
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
 _DATETIME = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:\d{2})?$"
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:\d{2})?", re.ASCII
 )
+
+
+class EventTime(datetime):
+    """An event time with digits beyond the microsecond (§5.1: "Times are compared at full precision").
+
+    ``datetime`` stops at the microsecond. This subclass keeps the rest in ``sub_us`` (a fraction of
+    one microsecond, in (0, 1)) and honours it when compared, hashed, shifted by a ``timedelta``
+    (due times) or moved to another zone, so ``10:00:00.0000001`` is before ``10:00:00.0000002``.
+    ``parse_event_time`` makes one only for an input with more than six fractional digits: every
+    other time stays a plain ``datetime``. Printing to the second (``format_time``) drops it.
+    """
+
+    sub_us: Fraction = Fraction(0)  # instances that datetime's own C methods build carry nothing more
+
+    @classmethod
+    def of(cls, base: datetime, sub_us: Fraction) -> datetime:
+        """``base`` plus ``sub_us`` microseconds (0 ≤ sub_us < 1); a plain datetime when there is no rest."""
+        plain = _plain(base)
+        if not sub_us:
+            return plain
+        t = cls(plain.year, plain.month, plain.day, plain.hour, plain.minute, plain.second, plain.microsecond,
+                plain.tzinfo, fold=plain.fold)
+        t.sub_us = sub_us
+        return t
+
+    def _cmp(self, other: object) -> int | None:
+        if not isinstance(other, datetime):
+            return None
+        a, b = _plain(self), _plain(other)
+        if a != b:
+            return -1 if a < b else 1  # raises TypeError for naive vs aware, as datetime does
+        sa, sb = self.sub_us, _sub_us(other)
+        return (sa > sb) - (sa < sb)
+
+    def __eq__(self, other: object) -> bool:
+        c = self._cmp(other)
+        return NotImplemented if c is None else c == 0
+
+    def __ne__(self, other: object) -> bool:
+        c = self._cmp(other)
+        return NotImplemented if c is None else c != 0
+
+    def __lt__(self, other: object) -> bool:
+        c = self._cmp(other)
+        return NotImplemented if c is None else c < 0
+
+    def __le__(self, other: object) -> bool:
+        c = self._cmp(other)
+        return NotImplemented if c is None else c <= 0
+
+    def __gt__(self, other: object) -> bool:
+        c = self._cmp(other)
+        return NotImplemented if c is None else c > 0
+
+    def __ge__(self, other: object) -> bool:
+        c = self._cmp(other)
+        return NotImplemented if c is None else c >= 0
+
+    def __hash__(self) -> int:
+        plain = _plain(self)
+        return hash(plain) if not self.sub_us else hash((plain, self.sub_us))
+
+    def __add__(self, other: object) -> datetime:  # type: ignore[override]
+        if isinstance(other, timedelta):
+            return EventTime.of(_plain(self) + other, self.sub_us)
+        return NotImplemented
+
+    __radd__ = __add__
+
+    def __sub__(self, other: object) -> Any:  # type: ignore[override]
+        if isinstance(other, timedelta):
+            return EventTime.of(_plain(self) - other, self.sub_us)
+        if isinstance(other, datetime):
+            return _plain(self) - _plain(other)  # a timedelta, to the microsecond
+        return NotImplemented
+
+    def __rsub__(self, other: object) -> Any:
+        if isinstance(other, datetime):
+            return _plain(other) - _plain(self)
+        return NotImplemented
+
+    def astimezone(self, tz: tzinfo | None = None) -> datetime:
+        return EventTime.of(_plain(self).astimezone(tz), self.sub_us)
+
+    def replace(self, *args: Any, **kwargs: Any) -> datetime:  # type: ignore[override]
+        plain = _plain(self).replace(*args, **kwargs)
+        return plain if args[6:7] or "microsecond" in kwargs else EventTime.of(plain, self.sub_us)
+
+    def isoformat(self, sep: str = "T", timespec: str = "auto") -> str:
+        plain = _plain(self)
+        if timespec != "auto":
+            return plain.isoformat(sep, timespec)
+        digits, rest = "", Fraction(plain.microsecond) + self.sub_us
+        while rest:  # the denominator is a power of ten: the expansion ends
+            rest *= 10
+            digits += str(int(rest // 1_000_000))
+            rest %= 1_000_000
+        text = plain.replace(microsecond=0).isoformat(sep)
+        return f"{text[:19]}.{digits}{text[19:]}"
+
+    def __str__(self) -> str:
+        return self.isoformat(" ")
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        return (EventTime.of, (_plain(self), self.sub_us))
+
+
+def _plain(t: datetime) -> datetime:
+    if type(t) is datetime:
+        return t
+    return datetime(t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond, t.tzinfo, fold=t.fold)
+
+
+def _sub_us(t: datetime) -> Fraction:
+    return t.sub_us if isinstance(t, EventTime) else Fraction(0)
 
 
 def parse_event_time(text: object) -> datetime:
@@ -29,11 +147,11 @@ def parse_event_time(text: object) -> datetime:
     """
     if not isinstance(text, str):
         raise ValueError(f"expected an ISO-8601 date or timestamp string, found {type(text).__name__}")
-    m = _DATE.match(text)
+    m = _DATE.fullmatch(text)
     if m:
         y, mo, d = (int(g) for g in m.groups())
         return datetime(y, mo, d, tzinfo=SHANGHAI)
-    m = _DATETIME.match(text)
+    m = _DATETIME.fullmatch(text)
     if not m:
         raise ValueError(f"not a date (YYYY-MM-DD) or timestamp (YYYY-MM-DDTHH:MM[:SS[.f]][Z|±HH:MM]): {text!r}")
     y, mo, d, hh, mi = (int(g) for g in m.groups()[:5])
@@ -52,7 +170,11 @@ def parse_event_time(text: object) -> datetime:
             raise ValueError(f"invalid UTC offset in {text!r}")
         tz = timezone(sign * timedelta(hours=oh, minutes=om))
     dt = datetime(y, mo, d, hh, mi, ss, micro, tzinfo=tz)
-    return dt.astimezone(SHANGHAI)
+    sub_us = Fraction(int(frac[6:]), 10 ** len(frac[6:])) if len(frac) > 6 else Fraction(0)
+    try:
+        return EventTime.of(dt.astimezone(SHANGHAI), sub_us)  # full precision (§5.1)
+    except OverflowError:  # e.g. 9999-12-31T23:00-05:00 is in year 10000 in Shanghai
+        raise ValueError(f"{text!r} is outside the years 1–9999 in Asia/Shanghai") from None
 
 
 def shanghai_date(text: object) -> date:

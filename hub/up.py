@@ -74,6 +74,7 @@ def run_up(settings: Settings, *, simulate: bool, persons: int, rate: float, res
 
     signal.signal(signal.SIGTERM, on_signal)
     worker = None
+    api = None
     handle = connect(settings)
     try:
         try:
@@ -103,12 +104,18 @@ def run_up(settings: Settings, *, simulate: bool, persons: int, rate: float, res
                               store=settings.store, log_file=data_dir / "worker.log",
                               extra_env={"HUB_WALL_CLOCK": "0"} if simulate else None)
         out.write(f"metrics: http://{settings.metrics_host}:{metrics_port}/metrics\n")
+        from hub.api import ApiThread
+
+        api = ApiThread(handle.bootstrap, settings.metrics_host, _pick_port(settings.metrics_host, settings.api_port))
+        out.write(f"api: {api.start()}\n")
         out.write(f"worker log: {data_dir / 'worker.log'} · Ctrl-C stops everything\n")
         out.flush()
         _loop(handle.bootstrap, worker, simulate=simulate, persons=persons, rate=rate, duration=duration, out=out)
     except (KeyboardInterrupt, _Stop):
         out.write("\nstopping…\n")
     finally:
+        if api is not None:
+            api.stop()
         if worker is not None:
             stop_process(worker)
         handle.close()
@@ -125,11 +132,15 @@ def _loop(bootstrap: str, worker: Any, *, simulate: bool, persons: int, rate: fl
 
     producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=20)
     events = None
+    end: date | None = None
     if simulate:
         from hub.simulate import Province
 
-        # 2025: the bundled regional policies cover the 2021–2025 transition period.
-        events = iter(Province(seed=int(time.time()), persons=persons, start=date(2025, 1, 1)).events())
+        # The simulated province lives inside the period its policy covers (the seeds' 2021–2025
+        # transition period); it stops at the policy's end rather than flood the dead letters with
+        # no_policy discharges.
+        start, end = _simulation_window()
+        events = iter(Province(seed=int(time.time()), persons=persons, start=start).events())
     started = time.monotonic()
     produced = 0
     next_report = started
@@ -143,6 +154,11 @@ def _loop(bootstrap: str, worker: Any, *, simulate: bool, persons: int, rate: fl
                 due = int((now - started) * rate) - produced
                 for _ in range(max(due, 0)):
                     ev = next(events)
+                    if end is not None and ev.value["occurred_at"][:10] > end.isoformat():
+                        out.write(f"\nsimulator: reached {end}, the end of the simulated region's policy period; "
+                                  "it stops here, the hub keeps running\n")
+                        events = None
+                        break
                     key, data = encode_input(ev.topic, ev.value)
                     producer.send(ev.topic, key=key, value=data)
                     produced += 1
@@ -157,3 +173,15 @@ def _loop(bootstrap: str, worker: Any, *, simulate: bool, persons: int, rate: fl
     finally:
         producer.flush()
         producer.close()
+
+
+def _simulation_window(county: str = "532503") -> tuple[date, date | None]:
+    """First and last day the bundled policy of the simulator's county covers (start a month in)."""
+    from datetime import timedelta
+
+    from hub.processors import load_runtime_policies
+
+    policies, _ = load_runtime_policies()
+    mine = [p for p in policies if county.startswith(p.region_prefix)]
+    best = max(mine, key=lambda p: len(p.region_prefix))
+    return best.effective_from + timedelta(days=30), best.effective_to

@@ -30,6 +30,25 @@ EXIT_OK = 0
 EXIT_LOAD_ERROR = 2
 
 
+def _not_json(name: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity`` are Python's extensions, not JSON (RFC 8259)."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
 def _outputs_for_line(engine: MonitorEngine, raw: bytes, lineno: int) -> list[dict[str, Any]] | None:
     """The §7 output lines for one input line (None: a blank line, skipped)."""
     try:
@@ -39,9 +58,12 @@ def _outputs_for_line(engine: MonitorEngine, raw: bytes, lineno: int) -> list[di
     if not text.strip():
         return None
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_not_json)
     except (ValueError, RecursionError) as exc:
         return [error_line(lineno, "invalid_input", f"not a JSON object: {exc}", engine.clock)]
+    if "\\u" in text and _has_lone_surrogate(obj):
+        # "\ud800" decodes to a str that is not Unicode text: it could not even be printed back.
+        return [error_line(lineno, "invalid_input", "a string holds a lone UTF-16 surrogate escape", engine.clock)]
     try:
         inp = parse_input(obj)
     except ValidationError as exc:

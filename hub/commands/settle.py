@@ -98,15 +98,22 @@ def settle_command(policy_path: str, person_path: str, discharges_path: str, out
         err.write(f"hub settle: invalid PERSON.json {person_path}: {exc}\n")
         return EXIT_LOAD_ERROR
     try:
-        lines = Path(discharges_path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        # JSON Lines end at "\n" only: str.splitlines() would also split at U+2028, U+0085, \x0c …,
+        # which may stand raw inside a JSON string, and text mode would split at a lone "\r".
+        chunks = Path(discharges_path).read_bytes().split(b"\n")
+    except OSError as exc:
         err.write(f"hub settle: cannot read {discharges_path}: {exc}\n")
         return EXIT_LOAD_ERROR
     ledger = SettlementLedger()
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        result = _settle_line(line, policies, person, ledger, err, lineno)
+    for lineno, chunk in enumerate(chunks, start=1):
+        try:
+            line = chunk.decode("utf-8")
+        except UnicodeDecodeError as exc:  # one bad line is not JSON; it does not stop the file
+            result = _error_line(None, "invalid_input", f"not JSON (not UTF-8 text): {exc}", False)
+        else:
+            if not line.strip():
+                continue
+            result = _settle_line(line, policies, person, ledger, err, lineno)
         out.write(json.dumps(result, ensure_ascii=False) + "\n")
     return EXIT_OK
 

@@ -26,8 +26,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from kafka import KafkaProducer
 
-from hub.api import ApiThread, create_api
+from hub.api import ApiThread, CounterBridge, create_api, parse_request
 from hub.broker import EmbeddedBroker, ensure_topics
+from hub.deadletter import dead_letter
 from hub.policy.loader import load_policies, select_policy
 from hub.policy.settlement import Discharge, PersonFacts, Ytd, settle_discharge
 from hub.runtime import encode_input, output_counts, spawn_worker, stop_process
@@ -119,11 +120,12 @@ def discharge(person: str, discharge_id: str, **extra: Any) -> dict[str, Any]:
 
 
 def with_api(bootstrap: str, scenario: Callable[[TestClient[Any, Any]], Awaitable[T]], *,
-             wait_seconds: float = 30.0) -> T:
+             wait_seconds: float = 30.0, idle_pause_seconds: float = 2.0) -> T:
     """Run ``scenario`` against a fresh API (aiohttp test server) on this test's own event loop."""
 
     async def main() -> T:
-        async with TestClient(TestServer(create_api(bootstrap, wait_seconds=wait_seconds))) as client:
+        app = create_api(bootstrap, wait_seconds=wait_seconds, idle_pause_seconds=idle_pause_seconds)
+        async with TestClient(TestServer(app)) as client:
             return await scenario(client)
 
     return asyncio.run(main())
@@ -312,6 +314,26 @@ def test_a_no_policy_discharge_answers_with_the_reason_from_the_dead_letter(pipe
     with_api(pipeline.bootstrap, scenario)
 
 
+# ---------------------------------------------------------------- an idle API
+
+
+def test_an_idle_api_pauses_its_tail_and_still_answers_the_next_request(pipeline: Pipeline) -> None:
+    """noida-db answers empty fetches at once, so an idle tail would spin; it pauses, and the next request
+    must still find its answer (the tail seeks to the end before the input is produced)."""
+    pipeline.enrol("p_test7")
+
+    async def scenario(client: TestClient[Any, Any]) -> None:
+        for n in range(2):
+            deadline = time.monotonic() + 20
+            while (await (await client.get("/healthz")).json())["tail"] != "paused":
+                assert time.monotonic() < deadline, "the idle tail never paused"
+                await asyncio.sleep(0.1)
+            status, body, _ = await post(client, "/v1/admissions", admission("p_test7", f"a7-{n}", occurred_at=at()))
+            assert status == 200 and body["result"]["reason"] == "waived", body
+
+    with_api(pipeline.bootstrap, scenario, idle_pause_seconds=0.3)
+
+
 # ---------------------------------------------------------------- as `hub up` serves it
 
 
@@ -329,3 +351,25 @@ def test_the_api_thread_serves_real_http_as_hub_up_runs_it(pipeline: Pipeline) -
             body = json.loads(resp.read())
     assert body["status"] == "done" and {k: body["result"][k] for k in expected} == expected
     assert body["result"]["discharge_date"] == date(2024, 6, 1).isoformat()
+
+
+def test_a_dead_letter_read_before_the_producer_acknowledgement_still_answers_its_request() -> None:
+    """No broker: the race cannot be forced through one. The processor can dead-letter an input and the
+    API's tail can read that dead letter before the producer's acknowledgement (which names the input's
+    offset) has been handled; the bridge keeps it and matches it once the offset is known."""
+
+    async def scenario() -> tuple[int, dict[str, Any]]:
+        bridge = CounterBridge("127.0.0.1:9", wait_seconds=1.0)
+        req = parse_request("discharge", json.dumps(discharge("p_race", "d7")).encode(), datetime.now(SHANGHAI))
+        pending = bridge._register(req)
+        _key, value = dead_letter(req.value, "person-processor", "no_policy", "no policy covers discharge 'd7'",
+                                  topic="health.discharges.v1", partition=2, offset=41, key=req.key)
+        bridge._on_record("hub.dead-letters.v1", value)
+        assert not pending.future.done()
+        bridge._located(pending, ("health.discharges.v1", 2, 41))
+        answer = await asyncio.wait_for(pending.future, 1)
+        assert bridge.status("discharge", "p_race:d7") == answer  # remembered for the status URL
+        return answer.status, answer.body
+
+    status, body = asyncio.run(scenario())
+    assert status == 422 and (body["error"], body["id"]) == ("no_policy", "p_race:d7")

@@ -14,6 +14,12 @@ Readings this module takes where the spec leaves room (see the differential test
 * ``household_income_fen`` on a civil-affairs status is invalid ("optional, revitalization only").
 * A redelivered admission or settlement is still a valid input: it moves the clock and makes the
   person seen; it changes no person state and emits nothing.
+* A ``reason`` present on a non-rejecting referral update must still be a string (a mistyped
+  field); only ``rejected`` needs it non-empty.
+* A time whose Shanghai calendar date falls outside the years 0001–9999 is invalid (it cannot be
+  printed as ``YYYY-MM-DDTHH:MM:SS+08:00``).
+* ``NaN``/``Infinity`` (Python extensions) and strings holding a lone UTF-16 surrogate escape
+  (``"\\ud800"``, not Unicode text) make a line "not a JSON object".
 """
 
 from __future__ import annotations
@@ -94,13 +100,14 @@ def parse_time(value: Any) -> Time:
             sign = 1 if off[0] == "+" else -1
             tz = timezone(sign * timedelta(hours=oh, minutes=om))
         whole = _seconds(datetime(y, mo, d, hh, mi, ss, tzinfo=tz))
+        year_of(Fraction(whole))  # outside the years 0001-9999 in Shanghai time: invalid (see module doc)
     except (ValueError, OverflowError) as exc:
         raise Invalid(f"bad time {value!r}: {exc}") from None
     return Fraction(whole) + (Fraction(int(frac), 10 ** len(frac)) if frac else 0)
 
 
 def shanghai(t: Time) -> datetime:
-    return (EPOCH + timedelta(seconds=t.numerator // t.denominator)).astimezone(UTC8)
+    return EPOCH.astimezone(UTC8) + timedelta(seconds=t.numerator // t.denominator)
 
 
 def fmt(t: Time) -> str:
@@ -231,7 +238,9 @@ def validate(obj: Any) -> dict[str, Any]:
             raise Invalid("unknown status")
         out["status"] = status
         reason = _get(obj, "reason", status == "rejected")
-        if status == "rejected" and (not isinstance(reason, str) or reason == ""):
+        if reason is not _ABSENT and not isinstance(reason, str):
+            raise Invalid("reason: not a string")  # a mistyped optional field (two-way: see module doc)
+        if status == "rejected" and reason == "":
             raise Invalid("rejected needs a non-empty reason")
         out["amount_fen"] = _int(obj, "amount_fen", False, 0)
     return out
@@ -239,6 +248,17 @@ def validate(obj: Any) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _lone_surrogate(value: Any) -> bool:
+    """``"\\ud800"`` decodes to a Python str that is not Unicode text (two-way: see module doc)."""
+    if isinstance(value, str):
+        return any(0xD800 <= ord(ch) <= 0xDFFF for ch in value)
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_lone_surrogate(v) for v in value)
+    return False
 
 
 # ----------------------------------------------------------------------------- state (§5.1)
@@ -334,6 +354,8 @@ class Reference:
             return []
         try:
             obj = json.loads(raw, parse_constant=_reject_constant)
+            if _lone_surrogate(obj):
+                raise Invalid("a string is not Unicode text")
             inp = validate(obj)
         except (ValueError, RecursionError, Invalid) as exc:
             return [self._error("invalid_input", str(exc))]

@@ -339,7 +339,8 @@ def reference_settle(policy_text: str, person: dict[str, Any], lines: list[str])
 
 def _reverse(state: RefState, target: Any) -> dict[str, Any]:
     if not isinstance(target, str):
-        return {"reverses": target, "error": "invalid_input", "detail": "reverses must be a string"}
+        # unspecified what to echo for a mistyped id; like discharge_id, null
+        return {"reverses": None, "error": "invalid_input", "detail": "reverses must be a string"}
     orig = state.settled.get(target)
     if orig is None:
         return {"reverses": target, "error": "unknown_discharge", "detail": target}

@@ -17,6 +17,7 @@ from hub.policy.monitor import (
     parse_input,
     referral_subject,
 )
+from hub.policy.monitor.referrals import referral_subjects
 from hub.timeutil import parse_event_time
 
 RISK = RiskRules(oop_threshold=1_000_000, oop_income_fraction_bp=5000, major_disease_codes=("C34", "C341"))
@@ -178,6 +179,9 @@ def test_referral_ids_route_to_their_subject() -> None:
     assert referral_subject("facility_gap:F-1#2/health/staffing") == ("facility", "F-1")
     assert referral_subject("chronic_unsigned:p/health") is None
     assert referral_subject("bogus:p#1/health/x") is None
+    # a policy's route type may hold "/" (only the department cannot): every split is a candidate
+    assert referral_subjects("facility_gap:F#1/health/staffing/clinic") == [("facility", "F")]
+    assert referral_subjects("uninsured:a/health/b:2024#1/insurance/x/y") == [("person", "a/health/b")]
 
 
 # -- stream contract ----------------------------------------------------------------------------------

@@ -93,7 +93,8 @@ def policies(draw: st.DrawFn) -> PolicyDraw:
             lines.append(f"{key} = {draw(value)}")
 
     cats = category_lists().map(json.dumps)
-    if draw(st.booleans()):
+    present = st.sampled_from([True, True, True, False])
+    if draw(present):
         lines.append("\n[basic]")
         ded = {lv: draw(amounts(200000)) for lv in LEVELS}
         lines.append("deductible = { " + ", ".join(f"{k} = {v}" for k, v in ded.items()) + " }")
@@ -104,7 +105,7 @@ def policies(draw: st.DrawFn) -> PolicyDraw:
         maybe("special_ratio_bonus", ratios())
         maybe("special_bonus_scope", st.sampled_from(['"all"', '"in_county_or_referred"']))
         maybe("special_deductible_factor", ratios())
-    if draw(st.booleans()):
+    if draw(present):
         lines.append("\n[critical]")
         lines.append(f"deductible = {draw(amounts(3000000))}")
         bounds = sorted(draw(st.sets(st.integers(1, 12000000), max_size=3)))
@@ -116,7 +117,7 @@ def policies(draw: st.DrawFn) -> PolicyDraw:
         maybe("special_deductible_factor", ratios())
         maybe("special_ratio_bonus", ratios())
         maybe("special_no_cap", st.sampled_from(["true", "false"]))
-    if draw(st.booleans()):
+    if draw(present):
         lines.append("\n[assistance]")
         lines.append(f"annual_cap = {draw(amounts(6000000))}")
         chosen = draw(category_lists())
@@ -126,7 +127,7 @@ def policies(draw: st.DrawFn) -> PolicyDraw:
             lines.extend(f"{c} = {e}" for c, e in entries.items())
         else:
             lines.extend(f"categories.{c} = {e}" for c, e in entries.items())
-    if draw(st.booleans()):
+    if draw(present):
         lines.append("\n[top_up]")
         lines.append(f"target_ratio = {draw(ratios())}")
         lines.append(f"categories = {json.dumps(draw(category_lists()))}")
@@ -156,7 +157,9 @@ def discharge_times(draw: st.DrawFn, pol: PolicyDraw) -> str:
     anchors += [pol.effective_from, pol.effective_from - timedelta(days=1)]
     if pol.effective_to is not None:
         anchors += [pol.effective_to, pol.effective_to + timedelta(days=1)]
-    day = draw(st.sampled_from(anchors) | st.dates(date(2022, 12, 1), date(2027, 1, 31)))
+    last = pol.effective_to or date(2026, 12, 31)
+    inside = st.dates(pol.effective_from, last)
+    day = draw(st.one_of(st.sampled_from(anchors), st.dates(date(2022, 12, 1), date(2027, 1, 31)), inside, inside))
     if draw(st.integers(0, 2)) == 0:
         return day.isoformat()
     hhmm = draw(st.sampled_from(TIMES) | st.times().map(lambda t: t.isoformat()))
@@ -187,6 +190,9 @@ INVALID_EDITS: tuple[tuple[str, Any], ...] = (
     ("in_county", 1), ("in_county", "true"), ("referred", 0), ("referred", None),
     ("discharged_at", "2024-02-30"), ("discharged_at", "2024/03/05"), ("discharged_at", 20240305),
     ("discharged_at", "2024-03-05T25:00"), ("discharged_at", "2024-03-05T10:00+24:00"), ("discharged_at", ""),
+    ("discharged_at", "2024-03-05\n"), ("discharged_at", "2024-03-05T10:00Z\n"), ("discharged_at", "\uff12024-03-05"),
+    ("discharged_at", "2024-03-05T10:00:60"), ("discharged_at", "2024-03-05 10:00"), ("discharged_at", "2024-3-5"),
+    ("discharged_at", "9999-12-31T23:00-05:00"), ("discharged_at", "0001-01-01T00:00+09:00"),
     ("discharge_id", 7), ("discharge_id", None),
 )
 
@@ -197,7 +203,8 @@ def input_lines(draw: st.DrawFn, pol: PolicyDraw) -> list[str]:
     sent: list[dict[str, Any]] = []
     for _ in range(draw(st.integers(1, 22))):
         kind = draw(st.sampled_from(
-            ["new"] * 6 + ["redeliver", "conflict", "reverse", "reverse", "invalid", "missing", "garbage", "blank"]
+            ["new"] * 6
+            + ["redeliver", "conflict", "reverse", "reverse", "invalid", "missing", "garbage", "blank", "raw"]
         ))
         if kind == "new" or (kind in ("redeliver", "conflict") and not sent):
             obj = draw(discharge_objects(pol))
@@ -227,19 +234,27 @@ def input_lines(draw: st.DrawFn, pol: PolicyDraw) -> list[str]:
                 json.dumps({"discharge_id": "d1", "discharged_at": "2024-03-05", "level": "L1",
                             "in_county": True, "referred": False, "total_fen": 100, "out_of_policy_fen": 101}),
             ])))
+        elif kind == "raw":
+            # ids holding characters str.splitlines() would split at, written unescaped (valid JSON)
+            did = draw(st.sampled_from(["d\u2028x", "d\u2029x", "d\x85x", "d\u3000x", "\u5f20\u4e09"]))
+            obj = draw(discharge_objects(pol, did))
+            sent.append(obj)
+            lines.append(json.dumps(obj, ensure_ascii=False))
         else:
             lines.append(draw(st.sampled_from(["", "   ", "\t"])))
     return lines
 
 
 @st.composite
-def persons(draw: st.DrawFn) -> dict[str, Any]:
+def persons(draw: st.DrawFn, pol: PolicyDraw | None = None) -> dict[str, Any]:
+    years = st.sets(st.integers(2022, 2027), max_size=6)
     person: dict[str, Any] = {
         "categories": draw(category_lists()),
-        "enrolled_years": sorted(draw(st.sets(st.integers(2022, 2027), max_size=6))),
+        "enrolled_years": sorted(draw(years | st.just({2022, 2023, 2024, 2025, 2026, 2027}))),
     }
     if draw(st.booleans()):
-        person["insured_region"] = draw(st.sampled_from(PERSON_REGIONS))
+        regions = [r for r in PERSON_REGIONS if pol is None or r[:2] == pol.region[:2]]
+        person["insured_region"] = draw(st.sampled_from(regions) | st.sampled_from(PERSON_REGIONS))
     return person
 
 
@@ -260,7 +275,7 @@ def run_settle(policy_text: str, person: dict[str, Any], lines: list[str]) -> tu
 def compare(policy_text: str, person: dict[str, Any], lines: list[str]) -> None:
     rc, out, err = run_settle(policy_text, person, lines)
     assert rc == 0, err
-    got = [json.loads(x) for x in out.splitlines() if x.strip()]
+    got = [json.loads(x) for x in out.split("\n") if x.strip()]
     want = reference_settle(policy_text, person, lines)
     assert len(got) == len(want), (got, want)
     for i, (g, w) in enumerate(zip(got, want, strict=True)):
@@ -291,7 +306,7 @@ SPEC_POLICY = (Path(__file__).parent / "fixtures" / "spec_example_policy.toml").
 @given(data=st.data())
 def test_settle_matches_reference(data: st.DataObject) -> None:
     pol = data.draw(policies())
-    person = data.draw(persons())
+    person = data.draw(persons(pol))
     lines = data.draw(input_lines(pol))
     compare(pol.text, person, lines)
 
@@ -324,7 +339,50 @@ def test_timestamp_year_edges() -> None:
                                      "2024-12-31T23:59:59", "2025-01-01", "2024-12-31T16:00:00Z"])]
     compare(policy, {"categories": [], "enrolled_years": [2024, 2025]}, lines)
     rc, out, _ = run_settle(policy, {"categories": [], "enrolled_years": [2024, 2025]}, lines)
-    assert [json.loads(x)["basic_fen"] for x in out.splitlines()] == [100, 100, 0, 0, 0]
+    assert [json.loads(x)["basic_fen"] for x in out.split("\n") if x] == [100, 100, 0, 0, 0]
+
+
+def test_discrepancies_found_by_this_test() -> None:
+    """Each was a difference between ``hub settle`` and the reference (now fixed in the hub).
+
+    * ``discharged_at`` with a trailing newline or non-ASCII digits was accepted (``$`` / ``\\d``);
+    * a timestamp whose Shanghai date leaves years 1–9999 crashed the command (OverflowError);
+    * the input was split with ``str.splitlines()``, so a raw U+2028/U+0085 inside a JSON string
+      made one line into two outputs.
+    """
+    base = {"discharge_id": "d1", "discharged_at": "2024-03-05", "level": "L2", "in_county": True,
+            "referred": False, "total_fen": 1234500, "out_of_policy_fen": 100000}
+    lines = [json.dumps(dict(base, discharge_id=f"t{i}", discharged_at=at))
+             for i, at in enumerate(["2024-03-05\n", "\uff12\uff10\uff12\uff14-03-05", "9999-12-31T23:00-05:00",
+                                     "0001-01-01T00:00+09:00", "2024-03-05T10:00+08:00"])]
+    lines += [json.dumps(dict(base, discharge_id=f"a{sep}b"), ensure_ascii=False) for sep in "\u2028\u2029\x85"]
+    policy = SPEC_POLICY.replace("effective_to = 2025-12-31\n", "").replace("effective_from = 2021-08-16",
+                                                                             "effective_from = 0001-01-01")
+    person = {"categories": ["poverty_alleviated"], "enrolled_years": [2024]}
+    compare(policy, person, lines)
+    rc, out, _ = run_settle(policy, person, lines)
+    got = [json.loads(x) for x in out.split("\n") if x]
+    assert [g.get("error") for g in got] == ["invalid_input"] * 4 + [None] * 4
+
+
+def test_a_line_that_is_not_utf8_is_one_invalid_input() -> None:
+    """Not UTF-8 is "not JSON": that line yields invalid_input, the others settle, exit 0 (it is no load error)."""
+    good = json.dumps({"discharge_id": "d1", "discharged_at": "2024-03-05", "level": "L2", "in_county": True,
+                       "referred": False, "total_fen": 1234500, "out_of_policy_fen": 100000})
+    person = {"categories": ["poverty_alleviated"], "enrolled_years": [2024]}
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "p.toml").write_text(SPEC_POLICY, encoding="utf-8")
+        (d / "person.json").write_text(json.dumps(person), encoding="utf-8")
+        (d / "in.jsonl").write_bytes(b'{"discharge_id": "\xff"}\n' + good.encode() + b"\r\n")
+        out, err = io.StringIO(), io.StringIO()
+        rc = settle_command(str(d / "p.toml"), str(d / "person.json"), str(d / "in.jsonl"), out, err)
+    assert rc == 0, err.getvalue()
+    got = [json.loads(x) for x in out.getvalue().split("\n") if x]
+    want = [{"discharge_id": None, "error": "invalid_input"}, *reference_settle(SPEC_POLICY, person, [good])]
+    assert len(got) == 2
+    assert got[0]["discharge_id"] is None and got[0]["error"] == "invalid_input" and "detail" in got[0]
+    assert all(got[1][k] == v for k, v in want[1].items())
 
 
 # ------------------------------------------------------------------ load errors
@@ -374,6 +432,23 @@ LOAD_ERRORS: list[tuple[str, str, str]] = [
      "categories.monitored.ratio", "outside"),
     (HEAD + '[top_up]\ntarget_ratio = 0.9\ncategories = []\nbase = "net"\n', "base", "net"),
     (HEAD.replace("2024-01-01", "2024-06-01") + "effective_to = 2024-05-31\n", "effective_to", "before"),
+    (HEAD + "illustrative = true\nregionn = \"53\"\n", "regionn", "unknown"),
+    (HEAD + BASIC + "special_deductible_factor = 1.5\n", "special_deductible_factor", "outside"),
+    (HEAD + CRIT + "tiers = [ { up_to = 5, ratio = 0.6 }, { up_to = 3, ratio = 0.7 }, { ratio = 0.8 } ]\n",
+     "tiers[1].up_to", "increasing"),
+    (HEAD + CRIT + "tiers = [ { up_to = 5 }, { ratio = 0.8 } ]\n", "tiers[0].ratio", "missing"),
+    (HEAD + CRIT + "tiers = [ { up_to = 5, ratio = 0.6, bonus = 1 }, { ratio = 0.8 } ]\n", "tiers[0].bonus",
+     "unknown"),
+    (HEAD + CRIT + "tiers = [ { ratio = 0.123456 } ]\n", "tiers[0].ratio", "decimal"),
+    (HEAD + CRIT + "tiers = [ { ratio = 0.8 } ]\nspecial_ratio_bonus = 2\n", "special_ratio_bonus", "outside"),
+    (HEAD + "[assistance]\nannual_cap = 1\ncategories.monitored = { ratio = 0.5, deductible = 1.0 }\n",
+     "categories.monitored.deductible", "float"),
+    (HEAD + "[assistance]\nannual_cap = 1\ncategories.monitored = { ratio = 0.5, deductible = -1 }\n",
+     "categories.monitored.deductible", "negative"),
+    (HEAD + '[top_up]\ntarget_ratio = 0.9\ncategories = ["rich"]\n', "categories", "unknown"),
+    (HEAD + "[top_up]\ntarget_ratio = 90\ncategories = []\n", "target_ratio", "outside"),
+    (HEAD + '[deposit_waiver]\ncategories = ["poor"]\n', "categories", "unknown"),
+    (HEAD + "[deposit_waiver]\ncategories = []\nhospitals = []\n", "hospitals", "unknown"),
 ]
 
 

@@ -343,9 +343,14 @@ class MonitorEngine:
 
     def _referral_update(self, inp: ReferralUpdateInput, out: list[Output]) -> None:
         t = self._now()
-        where = referrals.referral_subject(inp.referral_id)
-        state = None if where is None else self._load(*where)
-        ref = None if state is None else state.referrals.get(inp.referral_id)
+        where: tuple[str, str] | None = None
+        state: PersonState | FacilityState | None = None
+        ref: Referral | None = None
+        for where in referrals.referral_subjects(inp.referral_id):  # a route type may contain "/"
+            state = self._load(*where)
+            ref = None if state is None else state.referrals.get(inp.referral_id)
+            if ref is not None:
+                break
         if where is None or state is None or ref is None:
             detail = f"no referral {inp.referral_id!r} (ids are FLAG_ID/DEPARTMENT/TYPE as emitted)"
             out.append(InputRefused(t, "unknown_referral", detail, inp.referral_id, inp.status))

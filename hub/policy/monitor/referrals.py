@@ -8,7 +8,7 @@ table. ``referral_subject`` does that parsing.
 
 from __future__ import annotations
 
-from hub.policy.model import Policy, Route
+from hub.policy.model import DEPARTMENTS, Policy, Route
 
 PROGRESS = {"open": 0, "acknowledged": 1, "accepted": 2, "completed": 3}
 FINAL = frozenset({"completed", "rejected", "withdrawn"})
@@ -70,7 +70,31 @@ def flag_subject(flag_id: str) -> tuple[str, str] | None:
     return ("facility" if kind == "facility_gap" else "person"), pieces[0]
 
 
+def referral_subjects(rid: str) -> list[tuple[str, str]]:
+    """Every (namespace, subject) that could own referral ``rid``, most likely first.
+
+    In ``FLAG_ID/DEPARTMENT/TYPE`` the flag id may contain ``/`` (through its subject) and so may
+    TYPE (a policy's route ``type`` is any string); only DEPARTMENT cannot. So each ``/DEPARTMENT/``
+    in the id is a possible split, tried from the right; the caller keeps the one whose subject
+    holds the referral.
+    """
+    splits: list[tuple[int, str]] = []
+    for department in DEPARTMENTS:
+        sep = f"/{department}/"
+        i = rid.find(sep)
+        while i != -1:
+            if i > 0 and i + len(sep) < len(rid):
+                splits.append((i, rid[:i]))
+            i = rid.find(sep, i + 1)
+    out: list[tuple[str, str]] = []
+    for _, flag_id in sorted(splits, reverse=True):
+        subject = flag_subject(flag_id)
+        if subject is not None and subject not in out:
+            out.append(subject)
+    return out
+
+
 def referral_subject(rid: str) -> tuple[str, str] | None:
-    """The (namespace, subject) that owns referral ``rid``: where a stream routes its update."""
-    split = split_referral_id(rid)
-    return None if split is None else flag_subject(split[0])
+    """The (namespace, subject) that most likely owns referral ``rid``: where a stream routes its update."""
+    subjects = referral_subjects(rid)
+    return subjects[0] if subjects else None
