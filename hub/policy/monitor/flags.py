@@ -8,7 +8,9 @@ the amounts, dates, codes and thresholds as they stand when the flag changes sta
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from hub.policy.model import RiskRules
@@ -28,14 +30,36 @@ def normalise_code(code: str) -> str:
 
 
 def match_entry(code: str, entries: tuple[str, ...] | frozenset[str]) -> str | None:
-    """The longest (normalised) entry the normalised code starts with, or None."""
-    norm = normalise_code(code)
-    best: str | None = None
-    for entry in entries:
-        e = normalise_code(entry)
-        if e and norm.startswith(e) and (best is None or len(e) > len(best)):
-            best = e
-    return best
+    """The longest (normalised) entry the normalised code starts with, or None.
+
+    Memoised: every diagnosis asks this of the policy's code lists (dozens of entries), which are
+    fixed, and codes repeat; the answer depends on the two arguments only.
+    """
+    try:
+        return _match_cached(code, entries)
+    except TypeError:  # unhashable entries (e.g. a list): answer without the cache
+        return _match(normalise_code(code), _longest_first(entries))
+
+
+def _longest_first(entries: Iterable[str]) -> tuple[str, ...]:
+    """Distinct non-empty normalised entries, longest first: the first prefix found is the longest.
+
+    Two entries of equal length that both prefix a code are the same string, so order among equal
+    lengths cannot change the answer.
+    """
+    return tuple(sorted({normalise_code(e) for e in entries} - {""}, key=len, reverse=True))
+
+
+def _match(norm: str, longest_first: tuple[str, ...]) -> str | None:
+    for e in longest_first:
+        if norm.startswith(e):
+            return e
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _match_cached(code: str, entries: tuple[str, ...] | frozenset[str]) -> str | None:
+    return _match(normalise_code(code), _longest_first(entries))
 
 
 def mul(a: int, b_bp: int) -> int:
