@@ -1,8 +1,9 @@
 """Event time (§5.1 of the policy spec): parse, compare, print — always Asia/Shanghai.
 
 Why a module of its own: the settlement rules (§3), the monitoring state machine (§5) and the
-connectors all read department timestamps, and they must agree to the microsecond on what a
-timestamp means. Times are kept as timezone-aware ``datetime`` in UTC+8.
+connectors all read department timestamps, and they must agree on what a timestamp means. Times
+are kept as timezone-aware ``datetime`` in UTC+8; digits beyond the microsecond, which §5.1 still
+compares, ride along in an ``EventTime``.
 """
 
 from __future__ import annotations

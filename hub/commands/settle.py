@@ -98,9 +98,10 @@ def settle_command(policy_path: str, person_path: str, discharges_path: str, out
         err.write(f"hub settle: invalid PERSON.json {person_path}: {exc}\n")
         return EXIT_LOAD_ERROR
     try:
-        # JSON Lines end at "\n" only: str.splitlines() would also split at U+2028, U+0085, \x0c …,
-        # which may stand raw inside a JSON string, and text mode would split at a lone "\r".
-        chunks = Path(discharges_path).read_bytes().split(b"\n")
+        # Lines end at "\n", "\r\n" or a lone "\r" (Python's universal newlines, as `hub monitor`);
+        # bytes.splitlines() does not split at U+2028/U+0085, which may stand raw inside a JSON string
+        # (str.splitlines() would). A UTF-8 byte-order mark from a Windows editor is not part of line 1.
+        chunks = Path(discharges_path).read_bytes().removeprefix(b"\xef\xbb\xbf").splitlines()
     except OSError as exc:
         err.write(f"hub settle: cannot read {discharges_path}: {exc}\n")
         return EXIT_LOAD_ERROR

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from itertools import count
 from typing import Any
 
 from hub import codec
@@ -75,6 +77,13 @@ class PersonLogic:
         self.partition_of: dict[tuple[str, str], int] = {}
         self.partitions: set[int] = set()
         self.clock_dirty: set[int] = set()
+        # Hot-path bookkeeping (see _flush and _publish_metrics): which ledgers changed in this batch, so a
+        # flush does not scan every ledger the worker holds; metric increments summed per batch, because a
+        # prometheus ``labels(...).inc()`` takes a lock and a dict lookup per call.
+        self._dirty_ledgers: set[str] = set()
+        self._ledger_seq = count()
+        self._counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
+        self._store = codec.default_store()
 
     # -- partitions --------------------------------------------------------------------------
 
@@ -87,7 +96,9 @@ class PersonLogic:
             for (ns, subject), part in list(self.partition_of.items()):
                 if part == p:
                     (self.persons if ns == "p" else self.facilities).pop(subject, None)
-                    self.ledgers.pop(subject, None) if ns == "p" else None
+                    if ns == "p":
+                        self.ledgers.pop(subject, None)
+                        self._dirty_ledgers.discard(subject)
                     del self.partition_of[(ns, subject)]
         clock = self.engine.clock
         for p in wanted - self.partitions:
@@ -116,12 +127,16 @@ class PersonLogic:
     # -- batches -----------------------------------------------------------------------------
 
     def process(self, records: Sequence[InRecord], state: PartitionState, now: float) -> BatchResult:
+        self._store = codec.default_store()  # once per batch, not per record (it reads the environment)
         self.assign(self.partitions | {r.partition for r in records}, state)
         result = BatchResult()
         ordered = sorted(range(len(records)), key=lambda i: (records[i].timestamp or 0.0, i))
-        for i in ordered:
-            self._one(records[i], state, now, result)
-        self._flush(result)
+        try:
+            for i in ordered:
+                self._one(records[i], state, now, result)
+            self._flush(result)
+        finally:
+            self._publish_metrics()
         return result
 
     def tick(self, partitions: Iterable[int], state: PartitionState, now: float) -> BatchResult:
@@ -129,19 +144,23 @@ class PersonLogic:
         result = BatchResult()
         if not self.wall_clock or self.engine.clock is None:
             return result
+        self._store = codec.default_store()
         self.assign(partitions, state)
         wall = datetime.fromtimestamp(now, SHANGHAI)
-        if wall > self.engine.clock:
-            self._emit(self.engine.advance_to(wall), None, result, {})
-            self.clock_dirty |= self.partitions
-        self._flush(result)
+        try:
+            if wall > self.engine.clock:
+                self._emit(self.engine.advance_to(wall), None, result, {})
+                self.clock_dirty |= self.partitions
+            self._flush(result)
+        finally:
+            self._publish_metrics()
         return result
 
     def _one(self, r: InRecord, state: PartitionState, now: float, result: BatchResult) -> None:
         try:
             if r.value is None:
                 raise ValueError("record has no value")
-            schema, value = codec.decode(r.value)
+            schema, value = codec.decode(r.value, store=self._store)
             expected = BY_NAME[r.topic].schema if r.topic in BY_NAME else None
             if expected is not None and schema != expected:
                 raise ValueError(f"topic {r.topic} carries {expected}, found {schema}")
@@ -162,7 +181,8 @@ class PersonLogic:
             if r.topic == "insurance.enrollments.v1" and value.get("insured_region"):
                 entry = self._ledger(value["person_token"], state, r.partition)
                 if entry.get("region") != value["insured_region"]:
-                    entry["region"], entry["dirty"] = value["insured_region"], True
+                    entry["region"] = value["insured_region"]
+                    self._mark_dirty(person=value["person_token"], entry=entry)
             if r.topic != "department.referral-updates.v1":  # routed by referral id, not by key
                 self._note_subject(r)
             outs = self.engine.apply(inp)
@@ -188,8 +208,13 @@ class PersonLogic:
                          "dirty": False, "partition": partition}
             else:
                 entry = {"ledger": SettlementLedger(), "dirty": False, "partition": partition}
+            entry["seq"] = next(self._ledger_seq)  # flush order = the order ledgers were loaded
             self.ledgers[person] = entry
         return entry
+
+    def _mark_dirty(self, person: str, entry: dict[str, Any]) -> None:
+        entry["dirty"] = True
+        self._dirty_ledgers.add(person)
 
     def _settle(self, r: InRecord, v: dict[str, Any], state: PartitionState, now: float,
                 result: BatchResult) -> None:
@@ -225,7 +250,7 @@ class PersonLogic:
                 "basic": res.basic_fen, "critical": res.critical_fen, "assistance": res.assistance_fen,
                 "top_up": res.top_up_fen, "patient": res.patient_fen}, latency)
         if outcome.changed:
-            entry["dirty"] = True
+            self._mark_dirty(person, entry)
             self.clock_dirty.add(r.partition)
             outs = self.engine.apply(SettlementInput(at, person, res.discharge_id, res.year, res.patient_fen,
                                                      res.reverses))
@@ -249,22 +274,30 @@ class PersonLogic:
             self._count(out)
 
     def _count(self, out: Output) -> None:
-        m = self.metrics
-        if m is None:
+        if self.metrics is None:
             return
+        counts = self._counts
         if isinstance(out, FlagEvent):
-            m.risk_flags.labels(flag=out.flag, state=out.state, region=self.monitor_policy.region).inc()
+            counts["risk_flags", (("flag", out.flag), ("state", out.state),
+                                  ("region", self.monitor_policy.region))] += 1
         elif isinstance(out, Escalation):
-            m.referral_escalations.labels(department=out.department).inc()
+            counts["referral_escalations", (("department", out.department),)] += 1
         elif isinstance(out, MismatchEvent):
-            m.mismatches.labels(kind=out.kind, state=out.state).inc()
+            counts["mismatches", (("kind", out.kind), ("state", out.state))] += 1
         elif hasattr(out, "waived"):
-            m.deposit_decisions.labels(reason=out.reason).inc()
+            counts["deposit_decisions", (("reason", out.reason),)] += 1
 
     def _out(self, result: BatchResult, topic: str, key: str, schema: str, value: dict[str, Any]) -> None:
-        result.outputs.append(OutRecord(topic, key.encode(), codec.encode(schema, value)))
+        result.outputs.append(OutRecord(topic, key.encode(), codec.encode(schema, value, store=self._store)))
         if self.metrics is not None:
-            self.metrics.events_produced.labels(topic=topic).inc()
+            self._counts["events_produced", (("topic", topic),)] += 1
+
+    def _publish_metrics(self) -> None:
+        """Add the batch's counts to the metrics: one ``labels().inc(n)`` per series, not per output."""
+        if self.metrics is not None:
+            for (attr, labels), n in self._counts.items():
+                getattr(self.metrics, attr).labels(**dict(labels)).inc(n)
+        self._counts.clear()
 
     def _dead(self, r: InRecord, reason: str, detail: str, result: BatchResult) -> None:
         log.warning("dead letter from %s[%d]@%d: %s", r.topic, r.partition, r.offset, reason)
@@ -284,11 +317,13 @@ class PersonLogic:
                     continue
                 result.state[(part, f"{ns}:{subject}".encode())] = json.dumps(store[subject].to_dict()).encode()
             store.dirty.clear()
-        for person, entry in self.ledgers.items():
-            if entry["dirty"]:
-                data = {"ledger": entry["ledger"].to_dict(), "region": entry.get("region")}
-                result.state[(entry["partition"], b"l:" + person.encode())] = json.dumps(data).encode()
-                entry["dirty"] = False
+        ledgers = self.ledgers
+        for person in sorted(self._dirty_ledgers, key=lambda p: ledgers[p]["seq"]):
+            entry = ledgers[person]
+            data = {"ledger": entry["ledger"].to_dict(), "region": entry.get("region")}
+            result.state[(entry["partition"], b"l:" + person.encode())] = json.dumps(data).encode()
+            entry["dirty"] = False
+        self._dirty_ledgers.clear()
         if self.engine.clock is not None:
             clock = json.dumps(self.engine.state_dict()).encode()
             for p in self.clock_dirty:
