@@ -132,6 +132,7 @@ def _loop(bootstrap: str, worker: Any, *, simulate: bool, persons: int, rate: fl
 
     producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=20)
     events = None
+    answers = None
     end: date | None = None
     if simulate:
         from hub.simulate import Province
@@ -140,7 +141,9 @@ def _loop(bootstrap: str, worker: Any, *, simulate: bool, persons: int, rate: fl
         # transition period); it stops at the policy's end rather than flood the dead letters with
         # no_policy discharges.
         start, end = _simulation_window()
-        events = iter(Province(seed=int(time.time()), persons=persons, start=start).events())
+        province = Province(seed=int(time.time()), persons=persons, start=start)
+        events = iter(province.events())
+        answers = _ReferralAnswers(bootstrap, province)
     started = time.monotonic()
     produced = 0
     next_report = started
@@ -153,7 +156,7 @@ def _loop(bootstrap: str, worker: Any, *, simulate: bool, persons: int, rate: fl
             if events is not None:
                 due = int((now - started) * rate) - produced
                 for _ in range(max(due, 0)):
-                    ev = next(events)
+                    ev = answers.next_before(events)
                     if end is not None and ev.value["occurred_at"][:10] > end.isoformat():
                         out.write(f"\nsimulator: reached {end}, the end of the simulated region's policy period; "
                                   "it stops here, the hub keeps running\n")
@@ -171,6 +174,8 @@ def _loop(bootstrap: str, worker: Any, *, simulate: bool, persons: int, rate: fl
                 next_report = now + (1.0 if tty else 5.0)
             time.sleep(0.05)
     finally:
+        if answers is not None:
+            answers.close()
         producer.flush()
         producer.close()
 
@@ -185,3 +190,62 @@ def _simulation_window(county: str = "532503") -> tuple[date, date | None]:
     mine = [p for p in policies if county.startswith(p.region_prefix)]
     best = max(mine, key=lambda p: len(p.region_prefix))
     return best.effective_from + timedelta(days=30), best.effective_to
+
+
+class _ReferralAnswers:
+    """Departments answering the hub's referrals (转介反馈), some late, so `hub up` shows every flow.
+
+    The simulator decides each answer from the referral id; this reads the referrals the hub
+    emitted and holds each answer back until the simulated province's time reaches it, so answers
+    arrive in event-time order among the other departments' records.
+    """
+
+    def __init__(self, bootstrap: str, province: Any) -> None:
+        import heapq
+
+        from kafka import KafkaConsumer, TopicPartition
+
+        self._heapq = heapq
+        self.province = province
+        self.pending: list[tuple[str, int, Any]] = []
+        self.count = 0
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+        tps = [TopicPartition("hub.referrals.v1", p) for p in self.consumer.partitions_for_topic("hub.referrals.v1")]
+        self.consumer.assign(tps)
+        self.consumer.seek_to_end(*tps)
+        self.last_poll = 0.0
+        self._ahead: Any = None
+        self.withdrawn: set[str] = set()
+
+    def _poll(self) -> None:
+        from hub import codec
+        from hub.processors.convert import json_safe
+
+        if time.monotonic() - self.last_poll < 0.5:
+            return
+        self.last_poll = time.monotonic()
+        values = []
+        for msgs in self.consumer.poll(timeout_ms=0, max_records=5000).values():
+            for m in msgs:
+                values.append(json_safe(codec.decode(m.value)[1]))
+        # A department does not answer a referral the hub already withdrew (its flag cleared).
+        self.withdrawn |= {v["referral_id"] for v in values if v.get("state") == "withdrawn"}
+        values = [v for v in values if v["referral_id"] not in self.withdrawn]
+        for ev in self.province.answer_referrals(values):
+            self.count += 1
+            self._heapq.heappush(self.pending, (ev.value["occurred_at"], self.count, ev))
+
+    def next_before(self, events: Any) -> Any:
+        """The next simulator event, or a held answer whose time has come before it."""
+        self._poll()
+        if self._ahead is None:
+            self._ahead = next(events)
+        while self.pending and self.pending[0][0] <= self._ahead.value["occurred_at"]:
+            answer = self._heapq.heappop(self.pending)[2]
+            if answer.value["referral_id"] not in self.withdrawn:
+                return answer
+        ev, self._ahead = self._ahead, None
+        return ev
+
+    def close(self) -> None:
+        self.consumer.close()
