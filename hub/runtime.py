@@ -26,6 +26,7 @@ from hub.topics import CATALOGUE, OUTPUT_TOPICS
 log = logging.getLogger(__name__)
 
 APP_ID = "health-relief-hub"
+REPLAY_BATCH_MAX = 200_000
 
 
 def _death_signal() -> Any:
@@ -108,18 +109,35 @@ def encode_input(topic: str, value: dict[str, Any]) -> tuple[bytes, bytes]:
     return record_key(topic, value), codec.encode(schema, codec.from_json_dict(schema, value))
 
 
-def read_replay_lines(path: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    """(line number, topic, value) of every non-blank replay line."""
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
+def read_replay_lines(path: Path) -> Iterator[tuple[int, bytes, str | None, Any]]:
+    """(line number, exact bytes, topic, value) of every non-blank replay line.
+
+    A line that is not a JSON object with a string ``topic`` and an object ``value`` comes back with
+    ``topic=None`` and the problem as ``value``: the caller dead-letters it and goes on.
+    """
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            line = raw.rstrip(b"\r\n")
             if not line.strip():
                 continue
-            obj = json.loads(line)
-            yield n, obj["topic"], obj["value"]
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                yield n, line, None, f"not JSON: {exc}"
+                continue
+            if not isinstance(obj, dict) or not isinstance(obj.get("topic"), str) or not isinstance(
+                    obj.get("value"), dict):
+                yield n, line, None, 'expected {"topic": "<catalogue topic>", "value": {...}}'
+                continue
+            yield n, line, obj["topic"], obj["value"]
 
 
-def produce_lines(bootstrap: str, lines: Iterable[tuple[int, str, dict[str, Any]]], err: TextIO) -> int:
-    """Produce replay lines in order (record timestamp = line order); bad lines go to dead letters."""
+def produce_lines(bootstrap: str, lines: Iterable[tuple[int, bytes, str | None, Any]], err: TextIO) -> int:
+    """Produce replay lines in order (record timestamp = line order); bad lines go to dead letters.
+
+    A dead letter keeps the line's exact bytes, encrypted with the edge key (§1: a rejected line may
+    hold a raw ID number, so its original is never in clear on a topic).
+    """
     from kafka import KafkaProducer
 
     from hub.deadletter import dead_letter
@@ -128,14 +146,17 @@ def produce_lines(bootstrap: str, lines: Iterable[tuple[int, str, dict[str, Any]
     producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=10)
     base_ms = int(time.time() * 1000)
     sent = 0
+    edge_key = get_settings().edge_key
     try:
-        for n, topic, value in lines:
-            raw = json.dumps({"topic": topic, "value": value}, ensure_ascii=False).encode()
+        for n, raw, topic, value in lines:
             try:
+                if topic is None:
+                    raise ValueError(value)
                 key, data = encode_input(topic, value)
             except Exception as exc:  # any malformed line: dead letter with its bytes and reason
                 err.write(f"line {n}: rejected ({exc})\n")
-                dl_key, dl_value = dead_letter(raw, "hub replay", "invalid_input", f"line {n}: {exc}", topic=topic)
+                dl_key, dl_value = dead_letter(raw, "hub replay", "invalid_input", f"line {n}: {exc}", topic=topic,
+                                               encrypt_with=edge_key)
                 producer.send(DEAD_LETTERS, key=dl_key, value=dl_value)
                 continue
             producer.send(topic, key=key, value=data, timestamp_ms=base_ms + n)
@@ -217,8 +238,13 @@ def replay_command(inputs: Path, dump: Path, *, idle: float = 3.0, timeout: floa
         ensure_topics(broker.bootstrap)
         sent = produce_lines(broker.bootstrap, read_replay_lines(inputs), err)
         err.write(f"replay: {sent} input record(s) produced; processing…\n")
+        # One batch for the whole file (up to REPLAY_BATCH_MAX records): the processor orders a batch
+        # by record timestamp (= line order), so the outputs do not depend on how faust happened to
+        # fetch the ten input topics. Larger files are processed in several batches.
+        batch = max(1, min(sent, REPLAY_BATCH_MAX))
         worker = spawn_worker(broker.bootstrap, data_dir=Path(tmp), log_file=Path(tmp) / "worker.log",
-                              extra_env={"HUB_WALL_CLOCK": "0"})
+                              extra_env={"HUB_WALL_CLOCK": "0", "HUB_BATCH_MAX": str(batch),
+                                         "HUB_BATCH_WITHIN": "30"})
         try:
             ok = wait_until_idle(broker.bootstrap, worker, idle=idle, timeout=timeout, err=err)
         finally:
