@@ -19,12 +19,16 @@ measurements run over the *same* encoded records and are printed side by side:
     One real worker (:func:`hub.runtime.spawn_worker`, ``HUB_WALL_CLOCK=0``) over the pre-produced
     inputs, writing state, changelog and outputs.
 
-How the two worker rows are timed (startup excluded): the worker's Prometheus endpoint is polled every
-0.1 s. The clock starts at the first poll where ``hub_events_consumed_total`` > 0 (the first batch was
-handed to the agent; faust start-up, group join and table recovery are over). It stops when the
-consumer group's *committed* lag on every input topic is 0 (:func:`hub.runtime.group_lag`, polled every
-0.25 s once every event was counted) — so the number includes faust's commit interval (2.8 s by
-default) and is conservative for short runs. "to last consumed" (the counter reaching N) is shown too.
+How the worker rows are timed (start-up excluded): the worker's Prometheus endpoint is polled every
+0.1 s until the first count, then every 0.5 s (a scrape costs the worker CPU). The clock starts at the
+first poll where ``hub_events_consumed_total`` > 0 (the first batch was handed to the agent: faust
+start-up, group join and table recovery are over). It stops when the consumer group's *committed* lag
+on every input topic is 0 (:func:`hub.runtime.group_lag`, polled every 0.25 s once every event was
+counted), so the rate includes faust's commit interval (2.8 s by default) and is conservative for
+short runs; "to last consumed" (the counter reaching N) is shown too. The notes give CPU from /proc:
+the worker process and the broker as a share of one core, and the worker's event-loop thread in µs
+of CPU per event — its critical path, and the figure that does not depend on how much CPU other
+processes on the machine leave to the benchmark.
 
 Workloads (``--mix``), from :class:`hub.simulate.Province` (start 2025-01-01, the year the bundled
 policies cover; the stream ends with the 1 December enrolment campaign):
@@ -69,9 +73,6 @@ if str(ROOT) not in sys.path:  # `python benchmarks/processor_throughput.py` fro
     sys.path.insert(0, str(ROOT))
 
 from hub.topics import INPUT_TOPICS, PARTITIONS  # noqa: E402
-
-log = logging.getLogger("bench.processor")
-
 
 FLOOR_APP_ID = "bench-faust-floor"
 FLOOR_WORKER_FLAG = "--faust-floor-worker"
@@ -252,13 +253,13 @@ def _faust_floor_worker(bootstrap: str, data_dir: str, metrics_port: int) -> Non
 def spawn_faust_floor(bootstrap: str, data_dir: Path, metrics_port: int, log_file: Path) -> subprocess.Popen[bytes]:
     from hub.runtime import _death_signal  # the same orphan protection as hub workers
 
-    out = open(log_file, "ab")  # noqa: SIM115 - handed to the child
-    return subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), FLOOR_WORKER_FLAG, bootstrap, str(data_dir),
-         str(metrics_port)],
-        stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT), env=dict(os.environ),
-        preexec_fn=_death_signal(),  # noqa: PLW1509
-    )
+    with open(log_file, "ab") as out:  # the child gets its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), FLOOR_WORKER_FLAG, bootstrap, str(data_dir),
+             str(metrics_port)],
+            stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT), env=dict(os.environ),
+            preexec_fn=_death_signal(),  # noqa: PLW1509
+        )
 
 
 # ------------------------------------------------------------------------------------------ pure logic
@@ -297,8 +298,10 @@ def logic_records(workload: Workload) -> list[Any]:
 
 
 def run_logic(records: Sequence[Any], batch: int, profile: Callable[[Callable[[], Any]], Any] | None = None,
-              ) -> tuple[float, int, int, int]:
-    """PersonLogic over ``records`` in batches of ``batch``: (seconds, outputs, state writes, dead letters).
+              ) -> tuple[float, float, int, int, int]:
+    """PersonLogic over ``records`` in batches of ``batch``.
+
+    Returns (wall seconds, CPU seconds of this process, outputs, state writes, dead letters).
 
     Metrics go to a private registry (the worker counts into its own, so the cost is included).
     """
@@ -328,15 +331,15 @@ def run_logic(records: Sequence[Any], batch: int, profile: Callable[[Callable[[]
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # a dead letter logs a warning; the terminal is not what we measure
     try:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         if profile is not None:
             profile(work)
         else:
             work()
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     finally:
         quiet.setLevel(level)
-    return seconds, totals[0], totals[1], totals[2]
+    return seconds, cpu, totals[0], totals[1], totals[2]
 
 
 def bench_logic(workload: Workload, batch: int, profile_out: Path | None = None) -> Phase:
@@ -344,13 +347,13 @@ def bench_logic(workload: Workload, batch: int, profile_out: Path | None = None)
     profiler: Callable[[Callable[[], Any]], Any] | None = None
     if profile_out is not None:
         profiler = _pyinstrument(profile_out)
-    seconds, outputs, writes, dead = run_logic(records, batch, profiler)
-    note = f"batches of {batch}; {outputs / len(records):.2f} outputs and {writes / len(records):.2f} " \
-           f"state writes per event; {dead} dead letters"
+    seconds, cpu, outputs, writes, dead = run_logic(records, batch, profiler)
+    note = f"{cpu / len(records) * 1e6:.0f} µs CPU/event; batches of {batch}; {outputs / len(records):.2f} " \
+           f"outputs and {writes / len(records):.2f} state writes per event; {dead} dead letters"
     if profile_out is not None:
         note += " (under pyinstrument: slower)"
     return Phase("pure logic (PersonLogic.process, no broker)", len(records), seconds, note,
-                 {"outputs": outputs, "state_writes": writes, "dead_letters": dead})
+                 {"outputs": outputs, "state_writes": writes, "dead_letters": dead, "cpu_s": cpu})
 
 
 def _pyinstrument(out: Path) -> Callable[[Callable[[], Any]], Any]:
@@ -377,12 +380,13 @@ def _pyinstrument(out: Path) -> Callable[[Callable[[], Any]], Any]:
 # ------------------------------------------------------------------------------------------ workers
 
 
-def _cpu_seconds(pid: int | None) -> float | None:
-    """utime + stime of a process from /proc (None when it is gone or not Linux)."""
+def _cpu_seconds(pid: int | None, thread: int | None = None) -> float | None:
+    """utime + stime of a process (or of one of its threads) from /proc (None when gone or not Linux)."""
     if pid is None:
         return None
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
@@ -407,7 +411,7 @@ def measure_consumer(name: str, proc: subprocess.Popen[bytes], bootstrap: str, g
     url = f"http://127.0.0.1:{metrics_port}/metrics"
     deadline = time.monotonic() + timeout
     t_first = t_consumed = None
-    cpu_first = broker_first = None
+    cpu_first = broker_first = main_first = None
 
     def check() -> None:
         if proc.poll() is not None:
@@ -423,11 +427,12 @@ def measure_consumer(name: str, proc: subprocess.Popen[bytes], bootstrap: str, g
         now = time.perf_counter()
         if count > 0 and t_first is None:
             t_first, cpu_first, broker_first = now, _cpu_seconds(proc.pid), _cpu_seconds(broker_pid)
+            main_first = _cpu_seconds(proc.pid, proc.pid)
             startup = time.monotonic() - started
         if count >= n:
             t_consumed = now
-        else:
-            time.sleep(0.1)
+        else:  # fine-grained until the start is seen, then gentle: each scrape costs the worker CPU
+            time.sleep(0.1 if t_first is None else 0.5)
     assert t_first is not None
     while True:
         check()
@@ -436,15 +441,25 @@ def measure_consumer(name: str, proc: subprocess.Popen[bytes], bootstrap: str, g
         time.sleep(0.25)
     t_done = time.perf_counter()
     cpu_end, broker_end = _cpu_seconds(proc.pid), _cpu_seconds(broker_pid)
+    main_end = _cpu_seconds(proc.pid, proc.pid)
     seconds = t_done - t_first
     extra: dict[str, Any] = {"to_last_consumed_s": t_consumed - t_first, "startup_s": startup}
     note = f"{n / (t_consumed - t_first):,.0f}/s to last consumed; start-up {startup:.1f} s excluded"
+    cpu_notes = []
     if cpu_first is not None and cpu_end is not None:
         extra["worker_cpu_s"] = cpu_end - cpu_first
-        note += f"; worker CPU {(cpu_end - cpu_first) / seconds:.0%} of a core"
+        cpu_notes.append(f"worker {extra['worker_cpu_s'] / n * 1e6:.0f} µs "
+                         f"({extra['worker_cpu_s'] / seconds:.0%} of a core)")
+    if main_first is not None and main_end is not None:
+        # the worker's event-loop thread is its critical path: its CPU per event does not depend on how
+        # much CPU other processes leave us, unlike the wall-clock rate
+        extra["main_thread_us_per_event"] = (main_end - main_first) / n * 1e6
+        cpu_notes.append(f"of which event-loop thread {extra['main_thread_us_per_event']:.0f} µs")
     if broker_first is not None and broker_end is not None:
         extra["broker_cpu_s"] = broker_end - broker_first
-        note += f", broker {(broker_end - broker_first) / seconds:.0%}"
+        cpu_notes.append(f"broker {extra['broker_cpu_s'] / n * 1e6:.0f} µs")
+    if cpu_notes:
+        note += "; CPU per event: " + ", ".join(cpu_notes)
     return Phase(name, n, seconds, note, extra)
 
 

@@ -104,6 +104,8 @@ class SchemaEntry:
     timestamp_fields: tuple[str, ...]
     field_names: tuple[str, ...] = ()
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    field_set: frozenset[str] = frozenset()
+    """``field_names`` as a set: every encode checks a record's keys against it."""
 
 
 # ---------------------------------------------------------------- schema folder → standalone schemas
@@ -206,6 +208,7 @@ def _make_entry(name: str, path: str, standalone: dict[str, Any]) -> SchemaEntry
         header=_HEADER.pack(MAGIC, schema_id), timestamp_fields=_timestamp_fields(standalone),
         field_names=tuple(f["name"] for f in standalone.get("fields", [])),
         defaults={f["name"]: f["default"] for f in standalone.get("fields", []) if "default" in f},
+        field_set=frozenset(f["name"] for f in standalone.get("fields", [])),
     )
 
 
@@ -346,8 +349,9 @@ def _check_fit(entry: SchemaEntry, record: Any) -> Mapping[str, Any]:
     """
     if not isinstance(record, Mapping):
         raise ValidationError(entry.name, f"expected a record (mapping), found {type(record).__name__}")
-    extra = [k for k in record if k not in entry.field_names]
-    if extra:
+    names = entry.field_set
+    if not names.issuperset(record):
+        extra = [k for k in record if k not in names]
         raise ValidationError(f"{entry.name}.{extra[0]}", f"not a field of {entry.name}; known: "
                               f"{', '.join(entry.field_names)}")
     for name in entry.timestamp_fields:
@@ -355,12 +359,13 @@ def _check_fit(entry: SchemaEntry, record: Any) -> Mapping[str, Any]:
         if isinstance(ts, datetime) and ts.tzinfo is None:
             raise ValidationError(f"{entry.name}.{name}",
                                   "naive datetime: give a timezone-aware time (e.g. +08:00)")
-    missing = [f for f in entry.field_names if f not in record and f not in entry.defaults]
-    if missing:
-        raise ValidationError(f"{entry.name}.{missing[0]}", "required field is missing")
-    absent = [f for f in entry.defaults if f not in record]
-    if absent:
-        record = {**{f: copy.deepcopy(entry.defaults[f]) for f in absent}, **record}
+    if len(record) != len(names):  # keys ⊆ fields, so equal sizes mean every field is there
+        missing = [f for f in entry.field_names if f not in record and f not in entry.defaults]
+        if missing:
+            raise ValidationError(f"{entry.name}.{missing[0]}", "required field is missing")
+        absent = [f for f in entry.defaults if f not in record]
+        if absent:
+            record = {**{f: copy.deepcopy(entry.defaults[f]) for f in absent}, **record}
     try:
         avro_validate(record, entry.parsed, raise_errors=True, strict=False)
     except Exception as verr:  # fastavro.validation.ValidationError: .errors carry each problem's path

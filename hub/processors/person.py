@@ -11,7 +11,8 @@ State, in one changelog-backed table keyed per partition:
 * ``p:<person_token>`` — the monitoring person state (JSON of ``PersonState``),
 * ``f:<facility_code>`` — facility state,
 * ``l:<person_token>`` — the settlement ledger and insured region,
-* ``e:engine`` — the partition's event-time clock.
+* ``e:engine`` — the partition's event-time clock,
+* ``o:<input topic>`` — the last offset of that topic (this partition) applied to the state.
 
 The engine's due-time index is rebuilt from the subject states when a partition is (re)assigned.
 Every output carries a deterministic ``event_id``, so a redelivered batch re-emits identical records
@@ -24,7 +25,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from itertools import count
 from typing import Any
 
@@ -46,6 +47,7 @@ from hub.topics import BY_NAME, DEAD_LETTERS
 log = logging.getLogger(__name__)
 
 ENGINE_KEY = b"e:engine"
+OFFSET_PREFIX = b"o:"  # o:<input topic> -> last input offset applied to this partition's state
 DISCHARGES = "health.discharges.v1"
 
 
@@ -70,11 +72,11 @@ class PersonLogic:
         self.monitor_policy = monitor_policy
         self.metrics = metrics
         self.wall_clock = wall_clock
-        self.persons: _Tracked = _Tracked()
-        self.facilities: _Tracked = _Tracked()
-        self.engine = MonitorEngine(monitor_policy, self.persons, self.facilities)
+        # One engine — subject states and event-time clock — per partition: a partition's state is
+        # then persisted consistently on its own (one changelog batch), so a restart after a crash
+        # resumes each partition at its own clock, whatever the other partitions managed to save.
+        self.engines: dict[int, MonitorEngine] = {}
         self.ledgers: dict[str, dict[str, Any]] = {}
-        self.partition_of: dict[tuple[str, str], int] = {}
         self.partitions: set[int] = set()
         self.clock_dirty: set[int] = set()
         # Hot-path bookkeeping (see _flush and _publish_metrics): which ledgers changed in this batch, so a
@@ -84,6 +86,9 @@ class PersonLogic:
         self._ledger_seq = count()
         self._counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
         self._store = codec.default_store()
+        self._policy_memo: dict[tuple[str | None, date], Policy | None] = {}
+        self.applied: dict[tuple[str, int], int] = {}  # (input topic, partition) -> last applied offset
+        self._offsets_dirty: set[tuple[str, int]] = set()
 
     # -- partitions --------------------------------------------------------------------------
 
@@ -93,36 +98,35 @@ class PersonLogic:
         if wanted == self.partitions:
             return
         for p in self.partitions - wanted:
-            for (ns, subject), part in list(self.partition_of.items()):
-                if part == p:
-                    (self.persons if ns == "p" else self.facilities).pop(subject, None)
-                    if ns == "p":
-                        self.ledgers.pop(subject, None)
-                        self._dirty_ledgers.discard(subject)
-                    del self.partition_of[(ns, subject)]
-        clock = self.engine.clock
+            self.engines.pop(p, None)
+            for person in [k for k, e in self.ledgers.items() if e["partition"] == p]:
+                del self.ledgers[person]
+                self._dirty_ledgers.discard(person)
+            for tp in [tp for tp in self.applied if tp[1] == p]:
+                del self.applied[tp]
         for p in wanted - self.partitions:
+            persons, facilities = _Tracked(), _Tracked()
+            clock = None
             for key in state.keys(p):
                 raw = state.get(p, key)
                 if raw is None:
                     continue
+                if key.startswith(OFFSET_PREFIX):
+                    self.applied[(key[len(OFFSET_PREFIX):].decode(), p)] = int(raw)
+                    continue
                 if key == ENGINE_KEY:
-                    c = json.loads(raw).get("clock")
-                    if c is not None:
-                        t = datetime.fromisoformat(c)
-                        clock = t if clock is None or t > clock else clock
+                    clock = json.loads(raw)
                     continue
                 ns, _, subject = key.decode().partition(":")
                 if ns == "p":
-                    dict.__setitem__(self.persons, subject, PersonState.from_dict(json.loads(raw)))
+                    dict.__setitem__(persons, subject, PersonState.from_dict(json.loads(raw)))
                 elif ns == "f":
-                    dict.__setitem__(self.facilities, subject, FacilityState.from_dict(json.loads(raw)))
-                else:
-                    continue
-                self.partition_of[(ns, subject)] = p
+                    dict.__setitem__(facilities, subject, FacilityState.from_dict(json.loads(raw)))
+            self.engines[p] = MonitorEngine(self.monitor_policy, persons, facilities, clock)
+            log.info("partition %d: restored %d person(s), %d facility(ies), %d input offset(s), clock %s", p,
+                     len(persons), len(facilities), sum(1 for tp in self.applied if tp[1] == p),
+                     (clock or {}).get("clock"))
         self.partitions = wanted
-        self.engine.clock = clock
-        self.engine.rebuild_due_index()
 
     # -- batches -----------------------------------------------------------------------------
 
@@ -130,10 +134,17 @@ class PersonLogic:
         self._store = codec.default_store()  # once per batch, not per record (it reads the environment)
         self.assign(self.partitions | {r.partition for r in records}, state)
         result = BatchResult()
-        ordered = sorted(range(len(records)), key=lambda i: (records[i].timestamp or 0.0, i))
+        # At-least-once delivery: a batch redelivered after a crash may hold records this state has
+        # already applied. Re-applying them at a later clock would not be idempotent (§5.1 applies a
+        # late input at the clock), so they are skipped by their offset, recorded with the state.
+        applied = self.applied
+        fresh = [r for r in records if r.offset > applied.get((r.topic, r.partition), -1)]
+        fresh.sort(key=lambda r: r.timestamp or 0.0)  # stable: offset order within a topic-partition
         try:
-            for i in ordered:
-                self._one(records[i], state, now, result)
+            for r in fresh:
+                self._one(r, state, now, result)
+                applied[(r.topic, r.partition)] = r.offset
+                self._offsets_dirty.add((r.topic, r.partition))
             self._flush(result)
         finally:
             self._publish_metrics()
@@ -142,15 +153,16 @@ class PersonLogic:
     def tick(self, partitions: Iterable[int], state: PartitionState, now: float) -> BatchResult:
         """Advance the clock with the wall clock so escalations fire on a quiet day (live only)."""
         result = BatchResult()
-        if not self.wall_clock or self.engine.clock is None:
+        if not self.wall_clock:
             return result
         self._store = codec.default_store()
         self.assign(partitions, state)
         wall = datetime.fromtimestamp(now, SHANGHAI)
         try:
-            if wall > self.engine.clock:
-                self._emit(self.engine.advance_to(wall), None, result, {})
-                self.clock_dirty |= self.partitions
+            for p, engine in self.engines.items():
+                if engine.clock is not None and wall > engine.clock:
+                    self._emit(engine.advance_to(wall), None, result, {})
+                    self.clock_dirty.add(p)
             self._flush(result)
         finally:
             self._publish_metrics()
@@ -183,20 +195,12 @@ class PersonLogic:
                 if entry.get("region") != value["insured_region"]:
                     entry["region"] = value["insured_region"]
                     self._mark_dirty(person=value["person_token"], entry=entry)
-            if r.topic != "department.referral-updates.v1":  # routed by referral id, not by key
-                self._note_subject(r)
-            outs = self.engine.apply(inp)
+            outs = self.engines[r.partition].apply(inp)
         except (HubError, ValueError, KeyError) as exc:  # refused input (e.g. a category its source does not own)
             self._dead(r, "invalid_input", f"{type(exc).__name__}: {exc}", result)
             return
         self.clock_dirty.add(r.partition)
         self._emit(outs, r, result, hospital_of)
-
-    def _note_subject(self, r: InRecord) -> None:
-        if r.key is None:
-            return
-        ns = "f" if r.topic == "health.facilities.v1" else "p"
-        self.partition_of[(ns, r.key.decode())] = r.partition
 
     def _ledger(self, person: str, state: PartitionState, partition: int) -> dict[str, Any]:
         entry = self.ledgers.get(person)
@@ -205,12 +209,22 @@ class PersonLogic:
             if raw:
                 data = json.loads(raw)
                 entry = {"ledger": SettlementLedger.from_dict(data["ledger"]), "region": data.get("region"),
-                         "dirty": False, "partition": partition}
+                         "meta": data.get("meta", {}), "dirty": False, "partition": partition}
             else:
                 entry = {"ledger": SettlementLedger(), "dirty": False, "partition": partition}
             entry["seq"] = next(self._ledger_seq)  # flush order = the order ledgers were loaded
             self.ledgers[person] = entry
         return entry
+
+    def _policy(self, region: str | None, day: date) -> Policy | None:
+        """``select_policy`` memoised: its answer depends on the (fixed) policy list, region and day only."""
+        key = (region, day)
+        memo = self._policy_memo
+        if key not in memo:
+            if len(memo) >= 100_000:  # regions × days stays small; bound it anyway
+                memo.clear()
+            memo[key] = select_policy(self.policies, region, day)
+        return memo[key]
 
     def _mark_dirty(self, person: str, entry: dict[str, Any]) -> None:
         entry["dirty"] = True
@@ -219,9 +233,9 @@ class PersonLogic:
     def _settle(self, r: InRecord, v: dict[str, Any], state: PartitionState, now: float,
                 result: BatchResult) -> None:
         person = v["person_token"]
-        self._note_subject(r)
         entry = self._ledger(person, state, r.partition)
-        ps = self.persons.get(person)
+        engine = self.engines[r.partition]
+        ps = engine.persons.get(person)
         region = entry.get("region")
         item = discharge_item(v)
         facts = PersonFacts(
@@ -229,18 +243,31 @@ class PersonLogic:
             enrolled_years=frozenset(y for y in (ps.enrolment if ps else {}) if ps and ps.enrolled(y)),
             insured_region=region,
         )
-        policy = None if isinstance(item, Reversal) else select_policy(self.policies, region, item.day)
+        # §2: the policy is chosen by the insured region (参保地). Unknown region (no enrolment record
+        # names one) → no policy: guessing a pooling region would pay out under another region's rules.
+        policy = None if isinstance(item, Reversal) or region is None else self._policy(region, item.day)
         outcome = entry["ledger"].apply(policy, facts, item)
         if outcome.error is not None:
-            self._dead(r, outcome.error, outcome.detail, result)
+            detail = outcome.detail
+            if outcome.error == "no_policy" and region is None:
+                detail += "; the person's insured region (参保地) is unknown: no enrolment record names it"
+            self._dead(r, outcome.error, detail, result)
             return
         assert outcome.result is not None
         res = outcome.result
         if outcome.conflict:
             self._dead(r, "conflicting_redelivery", outcome.detail, result)
-        at = v["occurred_at"].astimezone(SHANGHAI)
-        day = (item.day if not isinstance(item, Reversal) else at.date())
-        rec = settlement_record(person, res, v.get("hospital_code", ""), at, day)
+        # A redelivery returns the original settlement: the same record as first emitted, so the
+        # event id always names one value (the hospital, time and date of the first delivery).
+        meta = entry.setdefault("meta", {})
+        mkey = res.discharge_id + (":reversal" if res.reverses else "")
+        if outcome.changed or mkey not in meta:
+            at = v["occurred_at"].astimezone(SHANGHAI)
+            day = item.day if not isinstance(item, Reversal) else at.date()
+            meta[mkey] = [v.get("hospital_code", ""), at.isoformat(), day.isoformat()]
+        hospital, at_text, day_text = meta[mkey]
+        at, day = datetime.fromisoformat(at_text), date.fromisoformat(day_text)
+        rec = settlement_record(person, res, hospital, at, day)
         self._out(result, "hub.settlements.v1", person, "hub.outputs.Settlement", rec)
         if self.metrics is not None:
             kind = "new" if outcome.changed else "redelivery"
@@ -252,7 +279,7 @@ class PersonLogic:
         if outcome.changed:
             self._mark_dirty(person, entry)
             self.clock_dirty.add(r.partition)
-            outs = self.engine.apply(SettlementInput(at, person, res.discharge_id, res.year, res.patient_fen,
+            outs = engine.apply(SettlementInput(at, person, res.discharge_id, res.year, res.patient_fen,
                                                      res.reverses))
             self._emit(outs, r, result, {})
 
@@ -309,24 +336,24 @@ class PersonLogic:
 
     def _flush(self, result: BatchResult) -> None:
         """Write back each changed subject once, and the clock of each touched partition."""
-        for ns, store in (("p", self.persons), ("f", self.facilities)):
-            for subject in store.dirty:
-                part = self.partition_of.get((ns, subject))
-                if part is None:
-                    log.error("no partition known for %s:%s; state not persisted", ns, subject)
-                    continue
-                result.state[(part, f"{ns}:{subject}".encode())] = json.dumps(store[subject].to_dict()).encode()
-            store.dirty.clear()
+        for p, engine in self.engines.items():
+            for ns, store in (("p", engine.persons), ("f", engine.facilities)):
+                for subject in store.dirty:  # type: ignore[attr-defined]
+                    result.state[(p, f"{ns}:{subject}".encode())] = json.dumps(store[subject].to_dict()).encode()
+                store.dirty.clear()  # type: ignore[attr-defined]
         ledgers = self.ledgers
         for person in sorted(self._dirty_ledgers, key=lambda p: ledgers[p]["seq"]):
             entry = ledgers[person]
-            data = {"ledger": entry["ledger"].to_dict(), "region": entry.get("region")}
+            data = {"ledger": entry["ledger"].to_dict(), "region": entry.get("region"), "meta": entry.get("meta", {})}
             result.state[(entry["partition"], b"l:" + person.encode())] = json.dumps(data).encode()
             entry["dirty"] = False
         self._dirty_ledgers.clear()
-        if self.engine.clock is not None:
-            clock = json.dumps(self.engine.state_dict()).encode()
-            for p in self.clock_dirty:
-                result.state[(p, ENGINE_KEY)] = clock
+        for p in self.clock_dirty:
+            engine = self.engines[p]
+            if engine.clock is not None:
+                result.state[(p, ENGINE_KEY)] = json.dumps(engine.state_dict()).encode()
         self.clock_dirty.clear()
+        for topic, p in self._offsets_dirty:
+            result.state[(p, OFFSET_PREFIX + topic.encode())] = str(self.applied[(topic, p)]).encode()
+        self._offsets_dirty.clear()
 

@@ -9,7 +9,8 @@ send goes through faust's per-message producer machinery. The hub's processors m
 2. hands the whole batch to a pure :class:`BatchLogic` that reads state through a
    :class:`PartitionState` view and returns outputs plus the *last* value of each changed key,
 3. writes each changed key once per batch straight into the table's store, and sends its
-   changelog record, together with every output, through one raw aiokafka producer,
+   changelog record, together with every output, through one raw aiokafka producer — as one
+   record batch per topic-partition (:class:`PartitionBatches`), not one ``send()`` per record,
 4. awaits every send before the batch's offsets can be committed.
 
 Recovery is still faust's: the changelog records are byte-for-byte what faust would have written
@@ -122,6 +123,55 @@ class StoreView:
                 store._key_partition[key] = partition
 
 
+class PartitionBatches:
+    """Produce many records as one aiokafka record batch per topic-partition, then await them all.
+
+    Why: ``AIOKafkaProducer.send()`` costs a coroutine, a metadata check, an accumulator append and a
+    delivery future per record, and every resolved future schedules a callback on the event loop.
+    Profiling the worker showed that path at ≈20 % of its main thread with two records (outputs and
+    changelog) per input event. ``create_batch``/``send_batch`` builds the same records in the
+    producer's own batch builder and leaves one future per topic-partition.
+
+    What stays the same as ``send()``: the bytes, keys and partitions (``partition=None`` goes through
+    the producer's own partitioner, as ``send()`` does), the order of records within a partition, the
+    idempotent producer's sequence numbers (assigned when a batch is drained, either way), record
+    timestamps (the append time) and that nothing counts as sent before every batch is acknowledged.
+    """
+
+    def __init__(self, producer: Any) -> None:
+        self.producer = producer
+        self._known_topics: set[str] = set()
+
+    async def _partition(self, topic: str, key: bytes | None, value: bytes | None) -> int:
+        if topic not in self._known_topics:
+            await self.producer.partitions_for(topic)  # waits for the topic's metadata, as send() does
+            self._known_topics.add(topic)
+        # the producer's partitioner exactly as send() calls it (no serializers on this producer)
+        return int(self.producer._partition(topic, None, key, value, key, value))
+
+    async def send_all(self, records: Iterable[tuple[str, bytes | None, bytes | None, int | None]]) -> None:
+        """Send ``(topic, key, value, partition or None)`` records and wait until all are acknowledged."""
+        producer = self.producer
+        builders: dict[tuple[str, int], Any] = {}
+        futures = []
+        for topic, key, value, partition in records:
+            if partition is None:
+                partition = await self._partition(topic, key, value)
+            tp = (topic, partition)
+            builder = builders.get(tp)
+            if builder is None:
+                builder = builders[tp] = producer.create_batch()
+            if builder.append(timestamp=None, key=key, value=value) is None:  # full: ship it, start another
+                futures.append(await producer.send_batch(builder, topic, partition=partition))
+                builder = builders[tp] = producer.create_batch()
+                builder.append(timestamp=None, key=key, value=value)  # a first record always fits
+        for (topic, partition), builder in builders.items():
+            builder.close()  # nothing else may join it through send()
+            futures.append(await producer.send_batch(builder, topic, partition=partition))
+        if futures:
+            await asyncio.gather(*futures)
+
+
 class BatchRunner:
     """Applies a :class:`BatchLogic` result: store writes, changelog and outputs, then waits for acks."""
 
@@ -130,6 +180,7 @@ class BatchRunner:
         self.view = StoreView(table)
         self.table = table
         self.producer = producer
+        self.batches = PartitionBatches(producer)
         self.metrics = metrics
         self.lock = asyncio.Lock()
         self.processed = 0
@@ -155,13 +206,17 @@ class BatchRunner:
             return result
 
     async def _apply(self, result: BatchResult) -> None:
-        futures = []
-        send = self.producer.send
+        """Outputs first, acknowledged; only then the state (with the input offsets it has applied).
+
+        Why this order: the state records which input offsets are applied, and a restarted worker
+        skips those. Were the state durable before the outputs, a crash in between would lose the
+        outputs for good; this way a crash in between redelivers the batch onto the *old* state,
+        which recomputes the same outputs under the same event ids (duplicates, never gaps).
+        """
+        await self.batches.send_all((out.topic, out.key, out.value, out.partition) for out in result.outputs)
         changelog = self.changelog_topic
+        records: list[tuple[str, bytes | None, bytes | None, int | None]] = []
         for (partition, key), value in result.state.items():
             self.view.put(partition, key, value)
-            futures.append(await send(changelog, value, key=key, partition=partition))
-        for out in result.outputs:
-            futures.append(await send(out.topic, out.value, key=out.key, partition=out.partition))
-        if futures:
-            await asyncio.gather(*futures)
+            records.append((changelog, key, value, partition))
+        await self.batches.send_all(records)

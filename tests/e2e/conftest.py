@@ -198,11 +198,13 @@ class ReplayPool:
     """Every replay of the session, started once and shared by the modules that read it."""
 
     def __init__(self) -> None:
-        self.workdir = Path(tempfile.mkdtemp(prefix="hub-e2e-replays-"))
+        self.workdir: Path | None = None  # made with the first replay, removed by close()
         self.runs: dict[ReplaySpec, ReplayRun] = {}
 
     def start(self, spec: ReplaySpec) -> ReplayRun:
         if spec not in self.runs:
+            if self.workdir is None:
+                self.workdir = Path(tempfile.mkdtemp(prefix="hub-e2e-replays-"))
             self.runs[spec] = ReplayRun(spec, self.workdir)
         return self.runs[spec]
 
@@ -216,7 +218,8 @@ class ReplayPool:
     def close(self) -> None:
         for run in self.runs.values():
             run.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 POOL = ReplayPool()
@@ -233,6 +236,8 @@ REPLAYS: dict[str, ReplaySpec] = {
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the replays the selected tests will ask for, all at once (they run while other tests do)."""
+    if session.config.option.collectonly:
+        return
     wanted = {name for item in session.items for name in getattr(item, "fixturenames", ()) if name in REPLAYS}
     for name in sorted(wanted):
         POOL.start(REPLAYS[name])

@@ -1,18 +1,21 @@
 """A worker killed or stopped mid-stream and restarted loses nothing and invents nothing (at-least-once).
 
-What is compared: 20 000 events of the simulated county (``Province(seed=1, persons=500)`` from
-1 January 2025) go through one worker that is killed (``kill -9``) or stopped (SIGTERM) once it has
-produced outputs but before it has committed all its input; a new worker takes over and runs until
-the group's lag is 0 and no output has appeared for a while. A clean run of the same records on a
-fresh broker is the reference. Processing is at-least-once, so an output may appear twice, but the
-*set* of distinct ``event_id`` values must be the same as the clean run's, each with the same value
-(a dead letter's wall-clock ``failed_at``/``occurred_at`` aside): nothing missing, nothing extra.
+What is compared: 12 000 events of the simulated county (``Province(seed=1, persons=500)`` from
+1 January 2025) arrive in two halves. The first worker is killed (``kill -9``) or stopped (SIGTERM)
+once it has produced outputs for the first half but before its input is committed; a new worker
+takes over, the second half arrives, and the new worker runs until the group's lag is 0 and no
+output has appeared for a while. A clean run of the same records, arriving the same way, on a fresh
+broker with one uninterrupted worker is the reference. Processing is at-least-once, so an output may
+appear twice, but the *set* of distinct ``event_id`` values must be the clean run's, each with the
+same value (a dead letter's wall-clock ``failed_at``/``occurred_at`` aside): nothing missing,
+nothing extra. The second half can only come out right if the new worker restored the first
+half's person state (year-to-date ledgers, flags, referrals, the clock) from the changelog.
 
-Why the workers take the whole input as one batch (``HUB_BATCH_MAX`` = the number of records): the
-person processor only orders records within a batch, and where faust cuts batches across the ten
-input topics depends on timing, so two clean runs with default batching already disagree on
-thousands of outputs (see ``test_risk_replay.py::test_outputs_do_not_depend_on_batch_boundaries``).
-With one batch, the clean run is reproducible and a difference can only come from the crash.
+Why each half is one batch (``HUB_BATCH_MAX`` = 6 000): the person processor only orders records
+within a batch, and where faust cuts batches across the ten input topics depends on timing, so two
+clean runs with default batching already disagree on thousands of outputs (see
+``test_risk_replay.py::test_outputs_do_not_depend_on_batch_boundaries``). With fixed batches the
+clean run is reproducible, and a difference can only come from the interruption.
 
 The restarted worker must first restore the person state from its changelog; when its log shows
 faust failing to (``Error in recovery``) the test stops at once instead of waiting for a lag that
@@ -44,7 +47,8 @@ from tests.e2e.conftest import WALL_CLOCK_FIELDS
 
 pytestmark = pytest.mark.e2e
 
-EVENTS = 20_000
+EVENTS = 12_000
+HALF = EVENTS // 2
 IDLE = 2.0
 """Seconds without a new output (and lag 0) that count as done."""
 SETTLE_TIMEOUT = 75.0
@@ -63,11 +67,11 @@ def simulated_records() -> tuple[tuple[str, bytes, bytes], ...]:
 class Worker:
     """One ``python -m hub.worker`` child and its log."""
 
-    def __init__(self, bootstrap: str, workdir: Path, name: str, batch: int) -> None:
+    def __init__(self, bootstrap: str, workdir: Path, name: str) -> None:
         self.log = workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] = spawn_worker(
             bootstrap, data_dir=workdir / name, log_file=self.log,
-            extra_env={"HUB_WALL_CLOCK": "0", "HUB_BATCH_MAX": str(batch), "HUB_BATCH_WITHIN": "60"})
+            extra_env={"HUB_WALL_CLOCK": "0", "HUB_BATCH_MAX": str(HALF), "HUB_BATCH_WITHIN": "60"})
         self._read = 0
 
     def new_log(self) -> str:
@@ -91,19 +95,26 @@ class Worker:
 
 
 class Pipeline:
-    """A fresh embedded broker with the catalogue's topics, the simulated records on their topics, workers."""
+    """A fresh embedded broker with the catalogue's topics, the simulated records in two halves, workers."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.broker = EmbeddedBroker().start()
         self.workers: list[Worker] = []
-        self.records = simulated_records()
-        ensure_topics(self.broker.bootstrap)
+        try:
+            ensure_topics(self.broker.bootstrap)  # every topic before any worker: faust refuses auto-created ones
+        except BaseException:
+            self.broker.stop()
+            raise
+        self._base_ms = int(time.time() * 1000)
+
+    def produce_half(self, which: int) -> None:
+        """Put the first (0) or second (1) half of the simulated records on their topics."""
+        records = simulated_records()[which * HALF:(which + 1) * HALF]
         producer = KafkaProducer(bootstrap_servers=self.broker.bootstrap, acks="all", linger_ms=20)
         try:
-            base_ms = int(time.time() * 1000)
-            for i, (topic, key, value) in enumerate(self.records):  # record time = event order, as hub replay does
-                producer.send(topic, key=key, value=value, timestamp_ms=base_ms + i)
+            for i, (topic, key, value) in enumerate(records, which * HALF):  # record time = event order
+                producer.send(topic, key=key, value=value, timestamp_ms=self._base_ms + i)
             producer.flush()
         finally:
             producer.close()
@@ -113,7 +124,7 @@ class Pipeline:
         return self.broker.bootstrap
 
     def start_worker(self) -> Worker:
-        worker = Worker(self.bootstrap, self.workdir, f"worker-{len(self.workers) + 1}", len(self.records))
+        worker = Worker(self.bootstrap, self.workdir, f"worker-{len(self.workers) + 1}")
         self.workers.append(worker)
         return worker
 
@@ -174,7 +185,10 @@ def clean_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str
     """event_id → distinct values of a clean run: one worker, never interrupted, on a fresh broker."""
     p = Pipeline(tmp_path_factory.mktemp("clean"))
     try:
+        p.produce_half(0)
         worker = p.start_worker()
+        p.wait_until_settled(worker)
+        p.produce_half(1)
         p.wait_until_settled(worker)
         return distinct_outputs(p.outputs())
     finally:
@@ -188,6 +202,14 @@ def distinct_outputs(rows: list[dict[str, Any]]) -> dict[str, set[str]]:
         value = {k: v for k, v in row["value"].items() if k not in WALL_CLOCK_FIELDS.get(row["topic"], ())}
         out.setdefault(value["event_id"], set()).add(json.dumps([row["topic"], row["key"], value], sort_keys=True))
     return out
+
+
+MONEY_TOPICS = ("hub.settlements.v1", "hub.deposit-decisions.v1")
+
+
+def only(outputs: dict[str, set[str]], topics: tuple[str, ...]) -> dict[str, set[str]]:
+    """The outputs of ``topics`` only (each value is JSON ``[topic, key, value]``)."""
+    return {k: v for k, v in outputs.items() if any(json.loads(x)[0] in topics for x in v)}
 
 
 def assert_same_outputs(found: dict[str, set[str]], clean: dict[str, set[str]]) -> None:
@@ -205,41 +227,41 @@ def assert_same_outputs(found: dict[str, set[str]], clean: dict[str, set[str]]) 
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG 1: a restarted worker never restores person-state: the table is declared with only "
-    "schema=faust.Schema(raw), so faust's changelog topic falls back to json keys/values (key_type None) and "
-    "every changelog record fails with 'Error in recovery' (hub/processors/__init__.py, app.Table); "
-    "BUG 2 (seen with BUG 1 patched): the batch redelivered after the kill is applied again to a state and "
-    "clock restored past it, so diagnoses, statuses and facility updates raise new flag instances "
-    "(major_disease for the wrong year, facility_gap #8, uninsured raised years late)"))
 def test_a_worker_killed_mid_stream_loses_and_invents_nothing(
         pipeline: Pipeline, request: pytest.FixtureRequest) -> None:
     """kill -9 after the first outputs, before the input is committed; a new worker finishes the stream."""
+    pipeline.produce_half(0)
     first = pipeline.start_worker()
     pipeline.wait_for_outputs(first)
     lag_at_kill = pipeline.lag()
     first.kill()
-    assert lag_at_kill != 0, "the worker finished before it could be killed: nothing was tested"
+    assert lag_at_kill != 0, "the worker committed everything before it could be killed: nothing was tested"
     evict_group_members(pipeline.bootstrap, APP_ID)  # noida-db never expires a killed member (hub/broker.py)
     second = pipeline.start_worker()
+    pipeline.wait_until_settled(second)  # the first half again: redelivered, it must change nothing
+    pipeline.produce_half(1)
     pipeline.wait_until_settled(second)
-    assert_same_outputs(distinct_outputs(pipeline.outputs()), request.getfixturevalue("clean_outputs"))
+    found, clean = distinct_outputs(pipeline.outputs()), request.getfixturevalue("clean_outputs")
+    # Money first: every settlement and deposit decision of the clean run, with the same value.
+    assert_same_outputs(only(found, MONEY_TOPICS), only(clean, MONEY_TOPICS))
+    assert_same_outputs(found, clean)
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG 1: a restarted worker never restores person-state: the table is declared with only "
-    "schema=faust.Schema(raw), so faust's changelog topic falls back to json keys/values and every changelog "
-    "record fails with 'Error in recovery' (hub/processors/__init__.py, app.Table)"))
 def test_a_worker_stopped_mid_stream_and_restarted_loses_and_invents_nothing(
         pipeline: Pipeline, request: pytest.FixtureRequest) -> None:
     """SIGTERM after the first outputs (the worker commits what it finished); a new worker finishes the stream."""
+    pipeline.produce_half(0)
     first = pipeline.start_worker()
     pipeline.wait_for_outputs(first)
     lag_at_stop = pipeline.lag()
     stop_process(first.proc, timeout=30)
-    assert lag_at_stop != 0, "the worker finished before it could be stopped: nothing was tested"
+    assert lag_at_stop != 0, "the worker committed everything before it could be stopped: nothing was tested"
     assert first.proc.returncode is not None
     second = pipeline.start_worker()
     pipeline.wait_until_settled(second)
-    assert_same_outputs(distinct_outputs(pipeline.outputs()), request.getfixturevalue("clean_outputs"))
+    pipeline.produce_half(1)  # settled only with the first half's state restored from the changelog
+    pipeline.wait_until_settled(second)
+    found, clean = distinct_outputs(pipeline.outputs()), request.getfixturevalue("clean_outputs")
+    assert_same_outputs(only(found, MONEY_TOPICS), only(clean, MONEY_TOPICS))
+    assert_same_outputs(found, clean)

@@ -11,7 +11,8 @@
 * 5 March — one discharge per category; then out of county unreferred / referred (same bill); six
   bills of 150 000 yuan that run into all three annual caps; a reversal (冲正) followed by a second
   reversal and the reversal of an unknown id; a discharge sent twice, then again with another total;
-  a discharge with no policy, sent again once the insured region is corrected; malformed lines.
+  a discharge with no policy, sent again once the insured region is corrected; malformed lines (one
+  of them carries a raw resident ID number where the person token belongs).
 * New year — the same bill on 31 December 23:00 and on 1 January 01:00 Shanghai time (given in UTC:
   ``2024-12-31T15:00:00Z`` and ``2024-12-31T17:00:00Z``); and a 2026 discharge (no policy in force).
 
@@ -30,6 +31,8 @@ from typing import Any
 
 import pytest
 
+from hub.config import get_settings
+from hub.deadletter import decrypt_original, edge_key_bytes, key_id
 from hub.policy.loader import load_policies, select_policy
 from hub.policy.model import Policy
 from hub.policy.settlement import Discharge, Outcome, PersonFacts, Reversal, SettlementLedger
@@ -116,7 +119,9 @@ def original_bytes(dead_letter: dict[str, Any]) -> bytes:
 
 
 def original_json(dead_letter: dict[str, Any]) -> str:
-    return original_bytes(dead_letter).decode("utf-8")
+    """The original line of a ``hub replay`` dead letter, decrypted with the edge key (HUB_EDGE_KEY)."""
+    record = {**dead_letter, "original": original_bytes(dead_letter)}
+    return decrypt_original(record, get_settings().edge_key).decode("utf-8")
 
 
 def line_with(event_id: str) -> ScenarioLine:
@@ -289,10 +294,6 @@ def test_a_redelivery_with_another_payload_keeps_the_original_and_is_reported(se
     assert "MZ-D-0301" in dead["detail"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the record re-emitted for a conflicting redelivery takes occurred_at (and discharge_date and "
-    "hospital_code) from the new payload, so two records with event_id settlement:P:MZ-D-0301 differ "
-    "(hub/processors/person.py _settle)"))
 def test_a_redelivery_with_another_payload_re_emits_the_identical_record(settlement_replay: Replay) -> None:
     """Consumers drop records by event_id: a record re-emitted under the same id must be the same record."""
     records = [v for v in settlement_replay.values(SETTLEMENTS, person_token="mengzi-redelivery")
@@ -321,9 +322,6 @@ def test_no_policy_goes_to_the_dead_letters_and_leaves_the_id_free(settlement_re
     assert not settlement_replay.values(SETTLEMENTS, discharge_id="MZ-D-0601")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: with no enrolment record the insured region is unknown and select_policy(policies, None, day) takes "
-    "any policy in force (here Beita, 430511, Hunan) instead of reporting no_policy (§2)"))
 def test_a_person_with_no_insured_region_has_no_policy(settlement_replay: Replay) -> None:
     """§2: the policy is chosen by the insured region; a person with none on record matches no policy."""
     assert not settlement_replay.values(SETTLEMENTS, person_token="mengzi-no-enrolment")
@@ -334,11 +332,11 @@ def test_malformed_lines_become_dead_letters_with_reason_and_original(settlement
     """Each line hub replay cannot put on its topic → one dead letter: invalid_input, line number, the line."""
     rejected = [line for line in read_scenario(SCENARIO) if not line.accepted]
     assert [line.value["event_id"] for line in rejected] == [f"ds-mengzi-malformed-{i}" for i in (1, 2, 3, 4)] + [
-        "st-mengzi-malformed-5", "ds-mengzi-malformed-6"]
+        "st-mengzi-malformed-5", "ds-mengzi-malformed-6", "ds-mengzi-malformed-7"]
     dead = settlement_replay.values(DEAD_LETTERS, source="hub replay")
     assert len(dead) == len(rejected)
     problems = ("out_of_policy_fen", "level", "total_fen", "occurred_at", "not owned by civil_affairs",
-                "unknown topic")
+                "unknown topic", "raw resident ID number")
     for line, problem in zip(rejected, problems, strict=True):
         letter = next(d for d in dead if d["detail"].startswith(f"line {line.number}:"))
         assert letter["reason"] == "invalid_input"
@@ -350,9 +348,16 @@ def test_malformed_lines_become_dead_letters_with_reason_and_original(settlement
     assert fixed["total_fen"] == 200_000
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: hub replay crashes with a JSONDecodeError traceback (exit 1, no dump) on a line that is not JSON; "
-    "a JSON line that is not an object with topic and value crashes it too (hub/runtime.py read_replay_lines)"))
+def test_a_rejected_line_holding_a_raw_id_number_is_not_kept_in_clear(settlement_replay: Replay) -> None:
+    """§1: raw ID numbers never travel on hub topics in clear; the edge encrypts a dead letter's original."""
+    letter = next(d for d in settlement_replay.values(DEAD_LETTERS, source="hub replay")
+                  if "raw resident ID number" in d["detail"])
+    assert "530102199001010010" not in letter["detail"]
+    assert letter["original_encrypted"] and letter["key_id"] == key_id(edge_key_bytes(get_settings().edge_key))
+    assert b"530102199001010010" not in original_bytes(letter)
+    assert json.loads(original_json(letter)) == json.loads(line_with("ds-mengzi-malformed-7").raw)
+
+
 def test_lines_that_are_not_topic_value_objects_become_dead_letters(not_json_replay: Replay) -> None:
     """A malformed line (not JSON, an array, no topic) is a dead letter like any other; the rest still runs."""
     assert not_json_replay.returncode == 0, not_json_replay.log[-2000:]
