@@ -413,12 +413,20 @@ def measure_consumer(name: str, proc: subprocess.Popen[bytes], bootstrap: str, g
     t_first = t_consumed = None
     cpu_first = broker_first = main_first = None
 
+    def tail() -> str:
+        """The worker log's last errors (the log itself is deleted with the benchmark's temp dir)."""
+        if not log_file.exists():
+            return ""
+        lines = log_file.read_text(errors="replace").splitlines()
+        errors = [ln for ln in lines if "ERROR" in ln or "Error" in ln][-8:]
+        return "\n".join(errors + ["…"] + lines[-15:])
+
     def check() -> None:
         if proc.poll() is not None:
-            tail = log_file.read_text(errors="replace")[-3000:] if log_file.exists() else ""
-            raise BenchError(f"{name}: the worker exited with {proc.returncode}; log tail:\n{tail}")
+            raise BenchError(f"{name}: the worker exited with {proc.returncode}; log:\n{tail()}")
         if time.monotonic() > deadline:
-            raise BenchError(f"{name}: not done within {timeout:.0f} s (log: {log_file})")
+            raise BenchError(f"{name}: not done within {timeout:.0f} s ({_consumed(url)} of {n} events "
+                             f"consumed); log:\n{tail()}")
 
     started = time.monotonic()
     while t_consumed is None:

@@ -127,16 +127,18 @@ def register_all(app: faust.App, ctx: Any) -> None:
 
     @app.timer(interval=TICK_SECONDS)
     async def wall_clock_tick() -> None:
-        if not wall_clock or "r" not in holder:
+        if "r" not in holder:
             return
         parts = assigned()
-        if parts and parts <= logic.partitions:  # a partition not yet rebuilt waits for the agent
+        if wall_clock and parts and parts <= logic.partitions:  # a partition not yet rebuilt waits
             try:
                 await holder["r"].run_tick(parts)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("wall-clock tick failed")
+        async with holder["r"].lock:
+            METRICS.set_referrals_open(logic.open_referrals())
 
 
 class SnapshotState:

@@ -40,6 +40,7 @@ from hub.policy.monitor.outputs import Escalation, FlagEvent, InputRefused, Mism
 from hub.policy.monitor.state import FacilityState, PersonState
 from hub.policy.settlement import PersonFacts, Reversal, SettlementLedger
 from hub.processors.convert import discharge_item, monitor_input, output_record, settlement_record
+from hub.processors.referral import open_referral_counts
 from hub.processors.shell import BatchResult, InRecord, OutRecord, PartitionState
 from hub.timeutil import SHANGHAI
 from hub.topics import BY_NAME, DEAD_LETTERS
@@ -127,6 +128,14 @@ class PersonLogic:
                      len(persons), len(facilities), sum(1 for tp in self.applied if tp[1] == p),
                      (clock or {}).get("clock"))
         self.partitions = wanted
+
+    def open_referrals(self) -> Counter[tuple[str, str]]:
+        """Referrals not yet final, by department and age at each partition's clock (for the gauge)."""
+        total: Counter[tuple[str, str]] = Counter()
+        for engine in self.engines.values():
+            subjects = [*engine.persons.values(), *engine.facilities.values()]
+            total.update(open_referral_counts(subjects, self.monitor_policy.routes, engine.clock))
+        return total
 
     # -- batches -----------------------------------------------------------------------------
 

@@ -58,13 +58,17 @@ def test_hub_up_shows_settlements_flowing_and_stops_cleanly_on_ctrl_c(tmp_path: 
                 text = urllib.request.urlopen(metrics_url, timeout=2).read().decode()
             except OSError:
                 text = ""
-            if _metric(text, "hub_settlements_total") > 0 and _metric(text, "hub_settlement_latency_seconds_count") > 0:
+            if (_metric(text, "hub_settlements_total") > 0 and _metric(text, "hub_settlement_latency_seconds_count") > 0
+                    and _metric(text, "hub_referrals_open") > 0 and _metric(text, "hub_risk_flags_total") > 0):
                 break
             time.sleep(1)
         assert _metric(text, 'hub_settlements_total{kind="settled"') > 0, "no settlement within a minute"
         assert _metric(text, "hub_settlement_latency_seconds_count") > 0
         assert _metric(text, 'hub_settlement_amount_fen_total{fund="basic"}') > 0
         assert _metric(text, "hub_events_consumed_total") > 0
+        # issue 4: flags by type and region, open referrals by department and age
+        assert _metric(text, "hub_risk_flags_total") > 0
+        assert _metric(text, "hub_referrals_open") > 0, "the open-referral gauge is never set"
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
