@@ -512,6 +512,7 @@ def bench_worker(bootstrap: str, n: int, timeout: float, broker_pid: int | None,
     after = output_counts(bootstrap)
     produced = {t: after[t] - before.get(t, 0) for t in after if after[t] - before.get(t, 0)}
     phase.extra["outputs"] = sum(produced.values())
+    phase.extra["dead_letters"] = produced.get("hub.dead-letters.v1", 0)
     return phase, produced
 
 
@@ -534,8 +535,13 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
+    try:  # the code measured: a dirty tree means uncommitted changes were part of it
+        rev = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
+                             text=True, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        rev = "unknown"
     return {"nproc": len(os.sched_getaffinity(0)), "cpu": model, "python": platform.python_version(),
-            "kernel": platform.release(), "loadavg": [round(x, 2) for x in os.getloadavg()]}
+            "kernel": platform.release(), "loadavg": [round(x, 2) for x in os.getloadavg()], "git": rev}
 
 
 def busy_processes(limit: int = 5) -> list[str]:
@@ -555,7 +561,8 @@ def render(command: str, info: dict[str, Any], workload: Workload, phases: list[
         f"### Processor throughput — mix `{workload.mix}`, {workload.n:,} events",
         "",
         f"- command: `{command}`",
-        f"- machine: {info['nproc']} CPUs, {info['cpu']}, Python {info['python']}, Linux {info['kernel']}",
+        f"- machine: {info['nproc']} CPUs, {info['cpu']}, Python {info['python']}, Linux {info['kernel']}; "
+        f"code: git {info['git']}",
         f"- date: {when}; load average (1/5/15 min) at start {info['loadavg']}, at end {load_end}",
         f"- workload: {workload.persons:,} simulated persons, seed {workload.seed}, events up to "
         f"{workload.last_event[:10]}: {workload.composition_text()}",
@@ -649,7 +656,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     say(f"hub worker run {run} …")
                     phase, outputs = bench_worker(broker.bootstrap, workload.n, args.phase_timeout, broker.pid,
                                                   tmp, run, env)
-                    phase.note += f"; {phase.extra['outputs']:,} output records"
+                    phase.note += (f"; {phase.extra['outputs']:,} output records, of which "
+                                   f"{phase.extra['dead_letters']:,} dead letters")
                     phases.append(phase)
                     say(f"  {phase.rate:,.0f} events/s ({phase.note})")
     load_end = [round(x, 2) for x in os.getloadavg()]

@@ -118,11 +118,15 @@ def register_all(app: faust.App, ctx: Any) -> None:
             # A stop (SIGTERM) cancels the agent; faust's take_events then acks the whole batch as its
             # generator closes. Finish the batch first, so what is acked is also applied and saved.
             task = asyncio.ensure_future(r.run_batch(records))
-            try:
-                result = await asyncio.shield(task)
-            except asyncio.CancelledError:
-                await task
-                raise
+            cancelled = False
+            while not task.done():  # a stop may cancel more than once: keep waiting for the batch
+                try:
+                    await asyncio.shield(task)
+                except asyncio.CancelledError:
+                    cancelled = True
+            result = task.result()
+            if cancelled:
+                raise asyncio.CancelledError
             log.debug("batch: %d in, %d out, %d state writes", len(records), len(result.outputs), len(result.state))
 
     @app.timer(interval=TICK_SECONDS)

@@ -221,9 +221,10 @@ def assert_same_outputs(found: dict[str, set[str]], clean: dict[str, set[str]]) 
         kinds = Counter(i.split(":", 1)[0] for i in ids)
         return f"{len(ids)} {dict(kinds.most_common(6))} e.g. {ids[:3]}"
 
+    example = [(sorted(found[k]), sorted(clean[k])) for k in changed[:1]]
     assert not (missing or extra or changed), (
         f"after the restart, missing: {summary(missing)}; extra: {summary(extra)}; "
-        f"different value: {summary(changed)}")
+        f"different value: {summary(changed)}; first difference (found, clean): {example}")
 
 
 @pytest.mark.timeout(180)
