@@ -69,7 +69,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `python benchmarks/processor_throughput.py` from a checkout
+try:  # installed (make installs the checkout editable), or on PYTHONPATH: to measure another tree
+    import hub  # noqa: F401
+except ImportError:  # `python benchmarks/processor_throughput.py` from a bare checkout
     sys.path.insert(0, str(ROOT))
 
 from hub.topics import INPUT_TOPICS, PARTITIONS  # noqa: E402
@@ -556,7 +558,7 @@ def busy_processes(limit: int = 5) -> list[str]:
 
 
 def render(command: str, info: dict[str, Any], workload: Workload, phases: list[Phase], when: str,
-           load_end: list[float], busy: list[str]) -> str:
+           load_end: list[float], busy: list[str], failure: str | None = None) -> str:
     lines = [
         f"### Processor throughput — mix `{workload.mix}`, {workload.n:,} events",
         "",
@@ -572,6 +574,8 @@ def render(command: str, info: dict[str, Any], workload: Workload, phases: list[
     ]
     for p in phases:
         lines.append(f"| {p.name} | {p.events:,} | {p.seconds:.2f} | {p.rate:,.0f} | {p.note} |")
+    if failure is not None:
+        lines += ["", "**FAILED** — " + failure.split("\n", 1)[0], "", "```", *failure.split("\n")[1:], "```"]
     workers = [p.rate for p in phases if p.name.startswith("hub worker")]
     if workers:
         workers.sort()
@@ -629,6 +633,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"  {workload.n:,} records in {workload.build_seconds:.1f} s ({workload.composition_text()})")
     phases: list[Phase] = []
     outputs: dict[str, int] = {}
+    failure: str | None = None
+    try:
+        outputs = _run_phases(args, workload, skip, env, phases, say)
+    except BenchError as exc:  # keep what was measured; the failure is part of the result
+        failure = str(exc)
+        say(f"benchmark failed: {failure}")
+    load_end = [round(x, 2) for x in os.getloadavg()]
+    print(render(command, info, workload, phases, when, load_end, busy, failure))
+    if args.json is not None:
+        args.json.write_text(json.dumps({
+            "command": command, "machine": info, "date": when, "load_end": load_end, "busy": busy,
+            "workload": {k: v for k, v in asdict(workload).items() if k != "records"},
+            "worker_env": env, "worker_outputs": outputs, "failure": failure,
+            "phases": [{**asdict(p), "rate": p.rate} for p in phases],
+        }, indent=2, ensure_ascii=False))
+    return 0 if failure is None else 1
+
+
+def _run_phases(args: argparse.Namespace, workload: Workload, skip: set[str], env: dict[str, str],
+                phases: list[Phase], say: Callable[[str], None]) -> dict[str, int]:
+    """Run the selected measurements, appending each to ``phases`` as soon as it is done."""
+    outputs: dict[str, int] = {}
     if "logic" not in skip:
         say("pure logic …")
         phases.append(bench_logic(workload, args.batch, args.profile))
@@ -660,24 +686,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    f"{phase.extra['dead_letters']:,} dead letters")
                     phases.append(phase)
                     say(f"  {phase.rate:,.0f} events/s ({phase.note})")
-    load_end = [round(x, 2) for x in os.getloadavg()]
-    print(render(command, info, workload, phases, when, load_end, busy))
-    if args.json is not None:
-        args.json.write_text(json.dumps({
-            "command": command, "machine": info, "date": when, "load_end": load_end, "busy": busy,
-            "workload": {k: v for k, v in asdict(workload).items() if k != "records"},
-            "worker_env": env, "worker_outputs": outputs,
-            "phases": [{**asdict(p), "rate": p.rate} for p in phases],
-        }, indent=2, ensure_ascii=False))
-    return 0
+    return outputs
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == FLOOR_WORKER_FLAG:
         _faust_floor_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))
         raise SystemExit(0)
-    try:
-        raise SystemExit(main())
-    except BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+    raise SystemExit(main())
