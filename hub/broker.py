@@ -46,7 +46,7 @@ from typing import IO
 
 from hub.config import Settings
 from hub.errors import BrokerError
-from hub.topics import CATALOGUE, CONNECTOR_OFFSETS, Topic
+from hub.topics import CATALOGUE, CONNECTOR_OFFSETS, Topic, internal_topics
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ HOST = "127.0.0.1"
 GLIBC_NOISE = "weak version `GLIBC_"
 """noida-db's loader prints this at every start; it is harmless on this machine (broker-notes.md)."""
 
-DEFAULT_TOPICS: tuple[Topic, ...] = (*CATALOGUE, CONNECTOR_OFFSETS)
+DEFAULT_TOPICS: tuple[Topic, ...] = (*CATALOGUE, CONNECTOR_OFFSETS, *internal_topics())
 _PR_SET_PDEATHSIG = 1
 _ALREADY_IN_USE = "already in use"
 

@@ -83,12 +83,18 @@ def worker() -> None:
 def replay(
     inputs: Path = typer.Argument(..., help='JSON lines {"topic": ..., "value": {...}}', exists=True),
     dump: Path = typer.Option(..., "--dump", help="where to write every output topic as JSON lines"),
-    idle: float = typer.Option(3.0, help="seconds without new output that count as idle"),
+    idle: float = typer.Option(0.0, hidden=True, help="accepted for compatibility; unused"),
 ) -> None:
-    """Feed inputs through the full pipeline on a private embedded broker and dump the outputs."""
+    """The reference run of policy-spec §8: what the live stream must output for these inputs.
+
+    Each line is put on its topic as a producer would (in line order), each task's topic-partitions are
+    merged by event time, and the person processor's rules apply them on event time only. No broker is
+    started. Rejected lines go to the dead letters. Outputs are dumped as JSON lines
+    {topic, partition, offset, key, schema, value}; compare live outputs with them by event_id.
+    """
     from hub.runtime import replay_command
 
-    raise typer.Exit(replay_command(inputs, dump, idle=idle))
+    raise typer.Exit(replay_command(inputs, dump))
 
 
 @app.command()

@@ -71,13 +71,14 @@ def _event_id(original: bytes, source: str, reason: str, topic: str | None, part
 
 def build_dead_letter(original: bytes, source: str, reason: str, detail: str, *, topic: str | None = None,
                       partition: int | None = None, offset: int | None = None, at: datetime | None = None,
-                      encrypt_with: bytes | str | None = None) -> DeadLetter:
+                      failed_at: datetime | None = None, encrypt_with: bytes | str | None = None) -> DeadLetter:
     """The ``DeadLetter`` event for a failed record (see ``dead_letter`` for the arguments)."""
     if not isinstance(original, (bytes, bytearray, memoryview)):
         raise TypeError(f"original must be bytes, found {type(original).__name__}")
     original = bytes(original)
     when = (at or datetime.now(SHANGHAI))
-    if when.tzinfo is None:
+    failed = failed_at or when
+    if when.tzinfo is None or failed.tzinfo is None:
         raise ValidationError("at", "naive datetime: give a timezone-aware time")
     ekey = edge_key_bytes(encrypt_with) if encrypt_with is not None else None
     stored, kid = original, None
@@ -88,26 +89,29 @@ def build_dead_letter(original: bytes, source: str, reason: str, detail: str, *,
     return DeadLetter(
         event_id=_event_id(original, source, reason, topic, partition, offset, ekey),
         occurred_at=when, source=source, topic=topic, partition=partition, offset=offset, reason=reason,
-        detail=detail, original=stored, original_encrypted=ekey is not None, key_id=kid, failed_at=when,
+        detail=detail, original=stored, original_encrypted=ekey is not None, key_id=kid, failed_at=failed,
     )
 
 
 def dead_letter(original: bytes, source: str, reason: str, detail: str, *, topic: str | None = None,
                 partition: int | None = None, offset: int | None = None, key: bytes | str | None = None,
-                at: datetime | None = None, encrypt_with: bytes | str | None = None,
-                store: SchemaStore | None = None) -> tuple[bytes, bytes]:
+                at: datetime | None = None, failed_at: datetime | None = None,
+                encrypt_with: bytes | str | None = None, store: SchemaStore | None = None) -> tuple[bytes, bytes]:
     """``(record key, encoded DeadLetter value)`` for ``hub.dead-letters.v1``.
 
     ``source`` names who failed (connector or processor); ``reason`` is machine-readable
     (``invalid_input``, ``no_policy``, ``malformed`` …), ``detail`` says what was expected and found
     (never a raw ID number: use ``hub.identity.mask``). ``topic``/``partition``/``offset`` locate an
     original read from a topic. ``key`` is the record key to use (default: the source, UTF-8, as the
-    topic catalogue says). ``at`` is when it failed (default: now). ``encrypt_with`` is the edge key
+    topic catalogue says). ``at`` is the event time (default: now) and ``failed_at`` when it failed (default:
+    ``at``); the stream processor gives event times for both, so a redelivered input gives the same dead
+    letter (policy-spec §8.5), and leaves ``offset`` out when the input has an id of its own (a re-sent copy
+    sits at another offset). ``encrypt_with`` is the edge key
     (32 bytes, or the base64 text of ``HUB_EDGE_KEY``): give it whenever the original may hold raw
     identifiers, i.e. always at the edge.
     """
     event = build_dead_letter(original, source, reason, detail, topic=topic, partition=partition,
-                              offset=offset, at=at, encrypt_with=encrypt_with)
+                              offset=offset, at=at, failed_at=failed_at, encrypt_with=encrypt_with)
     record_key = (key.encode("utf-8") if isinstance(key, str) else key) if key is not None \
         else source.encode("utf-8")
     return record_key, encode(DeadLetter.SCHEMA, event, store=store)

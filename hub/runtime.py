@@ -14,19 +14,16 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from hub.config import Settings, get_settings
-from hub.topics import CATALOGUE, OUTPUT_TOPICS
+from hub.topics import APP_ID, CATALOGUE, OUTPUT_TOPICS
 
 log = logging.getLogger(__name__)
 
-APP_ID = "health-relief-hub"
-REPLAY_BATCH_MAX = 200_000
 
 
 def _death_signal() -> Any:
@@ -174,8 +171,9 @@ def read_topics(bootstrap: str, topics: Iterable[str]) -> list[dict[str, Any]]:
     from hub import codec
     from hub.processors.convert import json_safe
 
+    # read_committed: the worker writes outputs in transactions; an aborted copy is never shown
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False,
-                             consumer_timeout_ms=2000)
+                             consumer_timeout_ms=2000, isolation_level="read_committed")
     try:
         tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
         consumer.assign(tps)
@@ -229,41 +227,15 @@ def worker_command() -> int:
     return main()
 
 
-def replay_command(inputs: Path, dump: Path, *, idle: float = 3.0, timeout: float = 300.0,
-                   err: TextIO = sys.stderr) -> int:
-    """Feed replay lines through the full pipeline on a private embedded broker; dump every output."""
-    from hub.broker import EmbeddedBroker, ensure_topics
+def replay_command(inputs: Path, dump: Path, *, err: TextIO = sys.stderr) -> int:
+    """``hub replay``: the reference run of policy-spec §8 (see :mod:`hub.processors.replay`)."""
+    from hub.processors.replay import replay_file
 
-    with tempfile.TemporaryDirectory(prefix="hub-replay-") as tmp, EmbeddedBroker() as broker:
-        ensure_topics(broker.bootstrap)
-        sent = produce_lines(broker.bootstrap, read_replay_lines(inputs), err)
-        err.write(f"replay: {sent} input record(s) produced; processing…\n")
-        # One batch for the whole file (up to REPLAY_BATCH_MAX records): the processor orders a batch
-        # by record timestamp (= line order), so the outputs do not depend on how faust happened to
-        # fetch the ten input topics. Larger files are processed in several batches.
-        batch = max(1, min(sent, REPLAY_BATCH_MAX))
-        worker = spawn_worker(broker.bootstrap, data_dir=Path(tmp), log_file=Path(tmp) / "worker.log",
-                              extra_env={"HUB_WALL_CLOCK": "0", "HUB_BATCH_MAX": str(batch),
-                                         "HUB_BATCH_WITHIN": "30"})
-        try:
-            ok = wait_until_idle(broker.bootstrap, worker, idle=idle, timeout=timeout, err=err)
-        finally:
-            stop_process(worker)
-        if not ok:
-            err.write((Path(tmp) / "worker.log").read_text(errors="replace")[-4000:] + "\n")
-            err.write("replay: the pipeline did not become idle in time (worker log above)\n")
-            return 1
-        rows = read_topics(broker.bootstrap, OUTPUT_TOPICS)
-    rows.sort(key=lambda r: (r["topic"], r["partition"], r["offset"]))
-    with dump.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
-    err.write(f"replay: {len(rows)} output record(s) written to {dump}\n")
-    return 0
+    return replay_file(inputs, dump, err=err)
 
 
 def wait_until_idle(bootstrap: str, worker: subprocess.Popen[bytes], *, idle: float, timeout: float,
-                    err: TextIO) -> bool:
+                    err: TextIO, group: str = APP_ID) -> bool:
     """Wait until the worker has committed every input and no output appeared for ``idle`` seconds."""
     from hub.topics import INPUT_TOPICS
 
@@ -271,9 +243,9 @@ def wait_until_idle(bootstrap: str, worker: subprocess.Popen[bytes], *, idle: fl
     last_total, last_change = -1, time.monotonic()
     while time.monotonic() < deadline:
         if worker.poll() is not None:
-            err.write(f"replay: worker exited with {worker.returncode}\n")
+            err.write(f"worker exited with {worker.returncode}\n")
             return False
-        lag = group_lag(bootstrap, APP_ID, INPUT_TOPICS)
+        lag = group_lag(bootstrap, group, INPUT_TOPICS)
         total = output_count(bootstrap)
         if total != last_total:
             last_total, last_change = total, time.monotonic()
@@ -311,4 +283,4 @@ def up_command(*, simulate: bool, persons: int, rate: float, reset: bool, durati
                   duration=duration, out=out)
 
 
-__all__ = ["CATALOGUE", "spawn_worker", "stop_process", "replay_command", "up_command", "worker_command"]
+__all__ = ["APP_ID", "CATALOGUE", "spawn_worker", "stop_process", "replay_command", "up_command", "worker_command"]

@@ -83,6 +83,35 @@ CONNECTOR_OFFSETS = Topic(
 )
 
 
+MERGE_RANK: dict[str, int] = {
+    "revitalization.poverty-status.v1": 1,
+    "civil-affairs.assistance-status.v1": 2,
+    "insurance.enrollments.v1": 3,
+    "health.facilities.v1": 4,
+    "health.family-doctor.v1": 5,
+    "health.diagnoses.v1": 6,
+    "health.payment-defaults.v1": 7,
+    "health.admissions.v1": 8,
+    "health.discharges.v1": 9,
+    "department.referral-updates.v1": 10,
+}
+"""policy-spec §8.1: how inputs with equal event times are ordered (rosters first, referral answers last)."""
+
+APP_ID = "health-relief-hub"
+"""Default application id (``HUB_APP_ID``): the consumer group and the prefix of the worker's own topics."""
+
+
+def internal_topics(app_id: str = APP_ID) -> tuple[Topic, ...]:
+    """Topics the worker owns: its state changelog, compacted, one partition per task."""
+    return (Topic(f"{app_id}-person-state", "", "state key", "person processor", compacted=True,
+                  retention_ms=None, doc="the person processor's state: subjects, ledgers, clock, offsets"),)
+
+
+def state_topic(app_id: str = APP_ID) -> Topic:
+    """The person processor's state changelog (see :func:`internal_topics`)."""
+    return internal_topics(app_id)[0]
+
+
 def get(name: str) -> Topic:
     """The catalogue entry of ``name``; a clear error for a typo."""
     try:

@@ -38,23 +38,24 @@ def main() -> int:
             sys.stderr.write("hub worker: the broker lacks what the hub relies on (see above); not starting.\n")
             return 3
     from hub.app import create_app
+    from hub.broker import ensure_topics
     from hub.metrics import start_exporter
+    from hub.topics import APP_ID, internal_topics
 
+    app_id = os.environ.get("HUB_APP_ID", APP_ID)
+    # The worker's own state topic (one partition per task) must exist before any task restores from it.
+    ensure_topics(bootstrap, internal_topics(app_id))
     if settings.metrics_port >= 0:
         _server, port = start_exporter(settings.metrics_host, settings.metrics_port)
         log.info("metrics: http://%s:%s/metrics", settings.metrics_host, port)
     worker_dir = Path(settings.data_dir) / "worker"
     worker_dir.mkdir(parents=True, exist_ok=True)
-    app, _ctx = create_app(
-        bootstrap,
-        app_id=os.environ.get("HUB_APP_ID", "health-relief-hub"),
-        store=settings.store,
-        data_dir=str(worker_dir),
-        web_port=settings.web_port,
-    )
+    app = create_app(bootstrap, app_id=app_id, data_dir=str(worker_dir), web_port=settings.web_port)
     from faust.worker import Worker
 
     level = {"warning": "warn"}.get(settings.log_level, settings.log_level)
+    # Exits non-zero when a service crashed (the person stream gives up after repeated failures), so that
+    # a supervisor (hub up, systemd, Kubernetes) restarts it.
     Worker(app, loglevel=level, quiet=True).execute_from_commandline()
     return 0
 

@@ -23,6 +23,7 @@ from hub.policy.monitor.outputs import (
     Output,
     ReferralEvent,
 )
+from hub.policy.monitor.referrals import flag_subject
 from hub.policy.settlement import Discharge, Reversal, SettlementResult, parse_discharge_line
 from hub.timeutil import SHANGHAI, format_time
 
@@ -107,10 +108,13 @@ def settlement_record(person: str, result: SettlementResult, hospital: str, at: 
 
 
 def _subject(flag_id: str) -> tuple[str, str]:
-    """(subject, kind) from an instance id ``KIND:SUBJECT[:SCOPE]#N``."""
-    kind, _, rest = flag_id.partition(":")
-    subject = rest.split("#", 1)[0].split(":", 1)[0]
-    return subject, "facility" if kind == "facility_gap" else "person"
+    """(subject, kind) from an instance id ``KIND:SUBJECT[:SCOPE]#N`` — the engine's own parser, which
+    knows how many scope parts each kind has, so a subject holding ``:`` or ``/`` comes out whole."""
+    found = flag_subject(flag_id)
+    if found is None:
+        raise ValueError(f"not a flag instance id: {flag_id!r}")
+    namespace, subject = found
+    return subject, namespace
 
 
 def output_record(out: Output, region: str, hospital_of: dict[str, str]) -> tuple[str, str, dict[str, Any]] | None:
@@ -121,20 +125,19 @@ def output_record(out: Output, region: str, hospital_of: dict[str, str]) -> tupl
             "admission_id": out.admission_id, "hospital_code": hospital_of.get(out.admission_id, ""),
             "waived": out.waived, "reason": out.reason}
     if isinstance(out, FlagEvent):
-        subject, kind = _subject(out.flag_id)
+        subject, kind = out.subject, "facility" if out.flag == "facility_gap" else "person"
         return "hub.risk-flags.v1", subject, {
             "event_id": out.output_id, "occurred_at": out.at, "flag_id": out.flag_id, "flag": out.flag,
             "subject": subject, "subject_kind": kind, "state": out.state,
             "evidence": json.dumps(out.evidence, ensure_ascii=False, sort_keys=True, default=str),
             "policy_region": region}
     if isinstance(out, ReferralEvent | Escalation):
-        flag_id = out.referral_id.split("/", 1)[0]
-        subject, kind = _subject(flag_id)
+        subject, kind = _subject(out.flag_id)
         if isinstance(out, ReferralEvent):
             rec = {"kind": "referral", "flag_id": out.flag_id, "referral_type": out.referral_type,
                    "state": out.state}
         else:
-            rec = {"kind": "escalation", "flag_id": flag_id, "referral_type": out.referral_id.rsplit("/", 1)[-1],
+            rec = {"kind": "escalation", "flag_id": out.flag_id, "referral_type": out.referral_type,
                    "state": "open"}
         rec.update({"event_id": out.output_id, "occurred_at": out.at, "referral_id": out.referral_id,
                     "subject": subject, "subject_kind": kind, "department": out.department, "due": out.due})

@@ -1,32 +1,34 @@
-"""The person processor: settlement (§3), deposit waiver (§4), risk, referrals, reconciliation (§5–6).
+"""The person processor's rules over one task: settlement (§3), deposit waiver (§4), risk, referrals,
+reconciliation (§5–6), in the order of policy-spec §8.
 
 Why one processor and not three agents: every rule here reads the same person state, and §5.1
 says arrival order decides. Three agents on three consumer streams would see the same person's
-events in different orders; one pass over a partition's records in order gives the stream the
-exact semantics of ``hub settle`` and ``hub monitor``, which run the same functions. The modules
-``settlement``, ``risk`` and ``referral`` of this package name the parts; this class drives them.
+events in different orders; one pass over a task's records in merge order (:mod:`hub.processors.merge`)
+gives the stream the exact semantics of ``hub settle`` and ``hub monitor``, which run the same functions.
 
-State, in one changelog-backed table keyed per partition:
+This module is pure: no Kafka, no clock other than the ``now`` it is given (for metrics only). The live
+worker (:mod:`hub.processors.stream`) and ``hub replay`` (:mod:`hub.processors.replay`) both call it, with
+records they ordered each in their own way; whatever the batches, the outputs are the same.
 
-* ``p:<person_token>`` — the monitoring person state (JSON of ``PersonState``),
-* ``f:<facility_code>`` — facility state,
-* ``l:<person_token>`` — the settlement ledger and insured region,
-* ``e:engine`` — the partition's event-time clock,
-* ``o:<input topic>`` — the last offset of that topic (this partition) applied to the state.
+Per record (:meth:`PersonLogic.process`):
 
-The engine's due-time index is rebuilt from the subject states when a partition is (re)assigned.
-Every output carries a deterministic ``event_id``, so a redelivered batch re-emits identical records
-that consumers drop by id; every state change is idempotent (ids settled/admitted are remembered).
+1. undecodable, the wrong schema for its topic, or on a partition its subject does not hash to →
+   dead letter, nothing else;
+2. §8.2: an ``event_id`` already applied for the same subject (and still remembered) → dropped;
+3. a discharge → the ledger (§3), then the settlement as a monitoring input (§5.1);
+   anything else → the monitoring engine (§4–6).
+
+Every output carries a deterministic ``event_id``; a processor dead letter's id and value depend only
+on the input (never on its offset, never on the wall clock), so a redelivered or re-sent input gives
+the same dead letter, with the offset in the record's headers.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
-from itertools import count
+from datetime import UTC, date, datetime
 from typing import Any
 
 from hub import codec
@@ -34,288 +36,261 @@ from hub.deadletter import dead_letter
 from hub.errors import HubError
 from hub.policy.loader import select_policy
 from hub.policy.model import Policy
-from hub.policy.monitor.engine import MonitorEngine
 from hub.policy.monitor.inputs import SettlementInput
 from hub.policy.monitor.outputs import Escalation, FlagEvent, InputRefused, MismatchEvent, Output
-from hub.policy.monitor.state import FacilityState, PersonState
-from hub.policy.settlement import PersonFacts, Reversal, SettlementLedger
+from hub.policy.settlement import PersonFacts, Reversal
+from hub.policy.timeline import PolicyTimeline
 from hub.processors.convert import discharge_item, monitor_input, output_record, settlement_record
+from hub.processors.dedupe import digest
+from hub.processors.merge import UNKNOWN_TIME, Fetched
+from hub.processors.partitioning import partition_for
 from hub.processors.referral import open_referral_counts
-from hub.processors.shell import BatchResult, InRecord, OutRecord, PartitionState
+from hub.processors.task import TaskState, to_us
 from hub.timeutil import SHANGHAI
-from hub.topics import BY_NAME, DEAD_LETTERS
+from hub.topics import BY_NAME, DEAD_LETTERS, MERGE_RANK, PARTITIONS
 
 log = logging.getLogger(__name__)
 
-ENGINE_KEY = b"e:engine"
-OFFSET_PREFIX = b"o:"  # o:<input topic> -> last input offset applied to this partition's state
 DISCHARGES = "health.discharges.v1"
+FACILITIES = "health.facilities.v1"
+SOURCE = "person-processor"
+MAX_OUTPUT_BYTES = 900_000
+"""An output record larger than this (Kafka's default ``max.message.bytes`` is ≈1 MB) becomes a dead
+letter ``output_too_large`` instead of failing the whole transaction for ever."""
 
 
-class _Tracked(dict):  # type: ignore[type-arg]
-    """A dict that remembers which keys were written (the engine writes back every touched subject)."""
+def decode_input(topic: str, partition: int, offset: int, key: bytes | None, raw: bytes | None,
+                 timestamp_ms: int | None, store: codec.SchemaStore | None = None) -> Fetched:
+    """A consumed record, decoded once: its event time orders the merge, its value feeds the rules."""
+    rank = MERGE_RANK.get(topic, 99)
+    try:
+        if raw is None:
+            raise ValueError("record has no value")
+        schema, value = codec.decode(raw, store=store)
+        expected = BY_NAME[topic].schema if topic in BY_NAME else None
+        if expected is not None and schema != expected:
+            raise ValueError(f"topic {topic} carries {expected}, found {schema}")
+        time_us = to_us(value["occurred_at"])
+    except Exception as exc:  # undecodable: it goes as soon as it heads its queue, to the dead letters
+        return Fetched(topic, partition, offset, key, raw, timestamp_ms, UNKNOWN_TIME, rank, error=str(exc))
+    return Fetched(topic, partition, offset, key, raw, timestamp_ms, time_us, rank, schema, value)
+
+
+class BatchResult:
+    """Outputs (topic, key, value, headers) and state records (key → value, None deletes) of one batch."""
+
+    __slots__ = ("outputs", "state")
 
     def __init__(self) -> None:
-        super().__init__()
-        self.dirty: set[str] = set()
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, value)
-        self.dirty.add(key)
+        self.outputs: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]] | None]] = []
+        self.state: dict[bytes, bytes | None] = {}
 
 
 class PersonLogic:
-    """Pure batch logic (see :class:`hub.processors.shell.BatchLogic`) for the person processor."""
+    """Pure batch logic of the person processor over :class:`TaskState` s."""
 
-    def __init__(self, policies: Sequence[Policy], monitor_policy: Policy, *, metrics: Any = None,
-                 wall_clock: bool = True) -> None:
+    def __init__(self, policies: Sequence[Policy], timeline: PolicyTimeline, *, metrics: Any = None,
+                 partitions: int = PARTITIONS) -> None:
         self.policies = list(policies)
-        self.monitor_policy = monitor_policy
+        self.timeline = timeline
         self.metrics = metrics
-        self.wall_clock = wall_clock
-        # One engine — subject states and event-time clock — per partition: a partition's state is
-        # then persisted consistently on its own (one changelog batch), so a restart after a crash
-        # resumes each partition at its own clock, whatever the other partitions managed to save.
-        self.engines: dict[int, MonitorEngine] = {}
-        self.ledgers: dict[str, dict[str, Any]] = {}
-        self.partitions: set[int] = set()
-        self.clock_dirty: set[int] = set()
-        # Hot-path bookkeeping (see _flush and _publish_metrics): which ledgers changed in this batch, so a
-        # flush does not scan every ledger the worker holds; metric increments summed per batch, because a
-        # prometheus ``labels(...).inc()`` takes a lock and a dict lookup per call.
-        self._dirty_ledgers: set[str] = set()
-        self._ledger_seq = count()
+        self.partitions = partitions
         self._counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
         self._store = codec.default_store()
         self._policy_memo: dict[tuple[str | None, date], Policy | None] = {}
-        self.applied: dict[tuple[str, int], int] = {}  # (input topic, partition) -> last applied offset
-        self._offsets_dirty: set[tuple[str, int]] = set()
+        self.fallbacks_reported: set[str] = set()
 
-    # -- partitions --------------------------------------------------------------------------
+    @property
+    def schema_store(self) -> codec.SchemaStore:
+        """The schema store the logic encodes with (the shell decodes with it too)."""
+        return self._store
 
-    def assign(self, partitions: Iterable[int], state: PartitionState) -> None:
-        """Load the subjects of newly assigned partitions; forget those of revoked ones."""
-        wanted = set(partitions)
-        if wanted == self.partitions:
-            return
-        for p in self.partitions - wanted:
-            self.engines.pop(p, None)
-            for person in [k for k, e in self.ledgers.items() if e["partition"] == p]:
-                del self.ledgers[person]
-                self._dirty_ledgers.discard(person)
-            for tp in [tp for tp in self.applied if tp[1] == p]:
-                del self.applied[tp]
-        for p in wanted - self.partitions:
-            persons, facilities = _Tracked(), _Tracked()
-            clock = None
-            for key in state.keys(p):
-                raw = state.get(p, key)
-                if raw is None:
-                    continue
-                if key.startswith(OFFSET_PREFIX):
-                    self.applied[(key[len(OFFSET_PREFIX):].decode(), p)] = int(raw)
-                    continue
-                if key == ENGINE_KEY:
-                    clock = json.loads(raw)
-                    continue
-                ns, _, subject = key.decode().partition(":")
-                if ns == "p":
-                    dict.__setitem__(persons, subject, PersonState.from_dict(json.loads(raw)))
-                elif ns == "f":
-                    dict.__setitem__(facilities, subject, FacilityState.from_dict(json.loads(raw)))
-            self.engines[p] = MonitorEngine(self.monitor_policy, persons, facilities, clock)
-            log.info("partition %d: restored %d person(s), %d facility(ies), %d input offset(s), clock %s", p,
-                     len(persons), len(facilities), sum(1 for tp in self.applied if tp[1] == p),
-                     (clock or {}).get("clock"))
-        self.partitions = wanted
+    def new_task(self, partition: int) -> TaskState:
+        return TaskState(partition, self.timeline)
 
-    def open_referrals(self) -> Counter[tuple[str, str]]:
-        """Referrals not yet final, by department and age at each partition's clock (for the gauge)."""
+    def restore_task(self, partition: int, records: Iterable[tuple[bytes, bytes]]) -> TaskState:
+        return TaskState.restore(partition, self.timeline, records)
+
+    # -- batches -----------------------------------------------------------------------------------
+
+    def process(self, task: TaskState, records: Sequence[Fetched], now: float) -> BatchResult:
+        """Apply ``records`` (already in merge order) to ``task``; return outputs and state changes."""
+        result = BatchResult()
+        offsets = task.offsets
+        try:
+            for r in records:
+                if r.offset < offsets.get(r.topic, 0):
+                    continue  # already applied (a seek went back): never apply twice
+                offsets[r.topic] = r.offset + 1
+                task.task_dirty = True
+                self._one(task, r, now, result)
+            result.state = task.flush()
+        finally:
+            self._publish_metrics()
+        return result
+
+    def tick(self, task: TaskState, now: float) -> BatchResult:
+        """Advance the task's clock to the wall clock (§8.3: only while it is caught up; the shell checks)."""
+        result = BatchResult()
+        wall = datetime.fromtimestamp(now, SHANGHAI)
+        engine = task.engine
+        try:
+            if engine.clock is not None and wall > engine.clock:
+                self._emit(task, engine.advance_to(wall), None, result, {})
+                task.task_dirty = True
+            result.state = task.flush()
+        finally:
+            self._publish_metrics()
+        return result
+
+    def open_referrals(self, tasks: Iterable[TaskState]) -> Counter[tuple[str, str]]:
+        """Referrals not yet final, by department and age at each task's clock (for the gauge)."""
         total: Counter[tuple[str, str]] = Counter()
-        for engine in self.engines.values():
+        for task in tasks:
+            engine = task.engine
+            if engine.clock is None:
+                continue
+            routes = self.timeline.lookup(engine.clock.astimezone(SHANGHAI).date())[0].routes
             subjects = [*engine.persons.values(), *engine.facilities.values()]
-            total.update(open_referral_counts(subjects, self.monitor_policy.routes, engine.clock))
+            total.update(open_referral_counts(subjects, routes, engine.clock))
         return total
 
-    # -- batches -----------------------------------------------------------------------------
+    def new_fallbacks(self) -> list[str]:
+        """Regions whose nearest policy stood in for a date with no policy, not reported before."""
+        regions = {region for region, _ in self.timeline.fallbacks}
+        new = sorted(regions - self.fallbacks_reported)
+        self.fallbacks_reported |= regions
+        return new
 
-    def process(self, records: Sequence[InRecord], state: PartitionState, now: float) -> BatchResult:
-        self._store = codec.default_store()  # once per batch, not per record (it reads the environment)
-        self.assign(self.partitions | {r.partition for r in records}, state)
-        result = BatchResult()
-        # At-least-once delivery: a batch redelivered after a crash may hold records this state has
-        # already applied. Re-applying them at a later clock would not be idempotent (§5.1 applies a
-        # late input at the clock), so they are skipped by their offset, recorded with the state.
-        applied = self.applied
-        fresh = [r for r in records if r.offset > applied.get((r.topic, r.partition), -1)]
-        fresh.sort(key=lambda r: r.timestamp or 0.0)  # stable: offset order within a topic-partition
-        try:
-            for r in fresh:
-                self._one(r, state, now, result)
-                applied[(r.topic, r.partition)] = r.offset
-                self._offsets_dirty.add((r.topic, r.partition))
-            self._flush(result)
-        finally:
-            self._publish_metrics()
-        return result
+    # -- one record ----------------------------------------------------------------------------------
 
-    def tick(self, partitions: Iterable[int], state: PartitionState, now: float) -> BatchResult:
-        """Advance the clock with the wall clock so escalations fire on a quiet day (live only)."""
-        result = BatchResult()
-        if not self.wall_clock:
-            return result
-        self._store = codec.default_store()
-        self.assign(partitions, state)
-        wall = datetime.fromtimestamp(now, SHANGHAI)
-        try:
-            for p, engine in self.engines.items():
-                if engine.clock is not None and wall > engine.clock:
-                    self._emit(engine.advance_to(wall), None, result, {})
-                    self.clock_dirty.add(p)
-            self._flush(result)
-        finally:
-            self._publish_metrics()
-        return result
-
-    def _one(self, r: InRecord, state: PartitionState, now: float, result: BatchResult) -> None:
-        try:
-            if r.value is None:
-                raise ValueError("record has no value")
-            schema, value = codec.decode(r.value, store=self._store)
-            expected = BY_NAME[r.topic].schema if r.topic in BY_NAME else None
-            if expected is not None and schema != expected:
-                raise ValueError(f"topic {r.topic} carries {expected}, found {schema}")
-        except Exception as exc:  # undecodable input: dead letter with the original bytes
-            self._dead(r, "undecodable", str(exc), result)
+    def _one(self, task: TaskState, r: Fetched, now: float, result: BatchResult) -> None:
+        if r.error is not None or r.value is None:
+            self._dead(task, r, "undecodable", r.error or "no value", result)
             return
+        v = r.value
+        subject = v.get("facility_code") if r.topic == FACILITIES else v.get("person_token")
+        if not isinstance(subject, str) or not subject:
+            self._dead(task, r, "invalid_input", "the record names no subject (person_token / facility_code)",
+                       result)
+            return
+        if partition_for(subject.encode(), self.partitions) != r.partition:
+            self._dead(task, r, "misrouted", f"the record's subject hashes to partition "
+                       f"{partition_for(subject.encode(), self.partitions)}, not {r.partition}: its key must be "
+                       "its subject (policy-spec §8.1), or its state would be split across tasks", result)
+            return
+        recent_key = digest(subject, str(v.get("event_id", "")))
+        if task.recent.is_duplicate(recent_key, task.clock_us):
+            self._counts["inputs_duplicate", (("topic", r.topic),)] += 1
+            return  # §8.2: a re-sent input changes nothing, not even the clock
+        task.recent.add(r.topic, recent_key, r.time_us)
         hospital_of: dict[str, str] = {}
         try:
             if r.topic == DISCHARGES:
-                self._settle(r, value, state, now, result)
+                self._settle(task, r, v, now, result)
                 return
-            inp = monitor_input(r.topic, value)
+            inp = monitor_input(r.topic, v)
             if inp is None:
-                self._dead(r, "unknown_topic", f"the person processor does not read {r.topic}", result)
+                self._dead(task, r, "unknown_topic", f"the person processor does not read {r.topic}", result)
                 return
             if r.topic == "health.admissions.v1":
-                hospital_of[value["admission_id"]] = value["hospital_code"]
-            if r.topic == "insurance.enrollments.v1" and value.get("insured_region"):
-                entry = self._ledger(value["person_token"], state, r.partition)
-                if entry.get("region") != value["insured_region"]:
-                    entry["region"] = value["insured_region"]
-                    self._mark_dirty(person=value["person_token"], entry=entry)
-            outs = self.engines[r.partition].apply(inp)
+                hospital_of[v["admission_id"]] = v["hospital_code"]
+            if r.topic == "insurance.enrollments.v1" and v.get("insured_region"):
+                # §8.4: the insured region of *that year*, as the latest enrolment record for it names it
+                entry = task.ledger(v["person_token"])
+                if entry.regions.get(v["year"]) != v["insured_region"]:
+                    entry.regions[v["year"]] = v["insured_region"]
+                    task.ledger_changed(v["person_token"])
+            outs = task.engine.apply(inp)
         except (HubError, ValueError, KeyError) as exc:  # refused input (e.g. a category its source does not own)
-            self._dead(r, "invalid_input", f"{type(exc).__name__}: {exc}", result)
+            self._dead(task, r, "invalid_input", f"{type(exc).__name__}: {exc}", result)
             return
-        self.clock_dirty.add(r.partition)
-        self._emit(outs, r, result, hospital_of)
-
-    def _ledger(self, person: str, state: PartitionState, partition: int) -> dict[str, Any]:
-        entry = self.ledgers.get(person)
-        if entry is None:
-            raw = state.get(partition, b"l:" + person.encode())
-            if raw:
-                data = json.loads(raw)
-                entry = {"ledger": SettlementLedger.from_dict(data["ledger"]), "region": data.get("region"),
-                         "meta": data.get("meta", {}), "dirty": False, "partition": partition}
-            else:
-                entry = {"ledger": SettlementLedger(), "dirty": False, "partition": partition}
-            entry["seq"] = next(self._ledger_seq)  # flush order = the order ledgers were loaded
-            self.ledgers[person] = entry
-        return entry
+        self._emit(task, outs, r, result, hospital_of)
 
     def _policy(self, region: str | None, day: date) -> Policy | None:
         """``select_policy`` memoised: its answer depends on the (fixed) policy list, region and day only."""
         key = (region, day)
         memo = self._policy_memo
         if key not in memo:
-            if len(memo) >= 100_000:  # regions × days stays small; bound it anyway
+            if len(memo) >= 100_000:
                 memo.clear()
             memo[key] = select_policy(self.policies, region, day)
         return memo[key]
 
-    def _mark_dirty(self, person: str, entry: dict[str, Any]) -> None:
-        entry["dirty"] = True
-        self._dirty_ledgers.add(person)
-
-    def _settle(self, r: InRecord, v: dict[str, Any], state: PartitionState, now: float,
-                result: BatchResult) -> None:
+    def _settle(self, task: TaskState, r: Fetched, v: dict[str, Any], now: float, result: BatchResult) -> None:
         person = v["person_token"]
-        entry = self._ledger(person, state, r.partition)
-        engine = self.engines[r.partition]
-        ps = engine.persons.get(person)
-        region = entry.get("region")
         item = discharge_item(v)
+        entry = task.ledger(person)
+        engine = task.engine
+        ps = engine.persons.get(person)
+        region = None if isinstance(item, Reversal) else entry.regions.get(item.year)
         facts = PersonFacts(
             categories=ps.C if ps else frozenset(),
             enrolled_years=frozenset(y for y in (ps.enrolment if ps else {}) if ps and ps.enrolled(y)),
             insured_region=region,
         )
-        # §2: the policy is chosen by the insured region (参保地). Unknown region (no enrolment record
-        # names one) → no policy: guessing a pooling region would pay out under another region's rules.
+        # §2/§8.4: the policy of the insured region (参保地) of the discharge's year. Unknown region → no
+        # policy: guessing a pooling region would pay out under another region's rules.
         policy = None if isinstance(item, Reversal) or region is None else self._policy(region, item.day)
-        outcome = entry["ledger"].apply(policy, facts, item)
+        outcome = entry.ledger.apply(policy, facts, item)
         if outcome.error is not None:
             detail = outcome.detail
             if outcome.error == "no_policy" and region is None:
-                detail += "; the person's insured region (参保地) is unknown: no enrolment record names it"
-            self._dead(r, outcome.error, detail, result)
+                detail += (f"; the person's insured region (参保地) for {item.year} is unknown: "  # type: ignore[union-attr]
+                           "no enrolment record of that year names it")
+            self._dead(task, r, outcome.error, detail, result)
             return
         assert outcome.result is not None
         res = outcome.result
         if outcome.conflict:
-            self._dead(r, "conflicting_redelivery", outcome.detail, result)
+            self._dead(task, r, "conflicting_redelivery", outcome.detail, result)
         # A redelivery returns the original settlement: the same record as first emitted, so the
         # event id always names one value (the hospital, time and date of the first delivery).
-        meta = entry.setdefault("meta", {})
         mkey = res.discharge_id + (":reversal" if res.reverses else "")
-        if outcome.changed or mkey not in meta:
+        if outcome.changed or mkey not in entry.meta:
             at = v["occurred_at"].astimezone(SHANGHAI)
             day = item.day if not isinstance(item, Reversal) else at.date()
-            meta[mkey] = [v.get("hospital_code", ""), at.isoformat(), day.isoformat()]
-        hospital, at_text, day_text = meta[mkey]
+            entry.meta[mkey] = [v.get("hospital_code", ""), at.isoformat(), day.isoformat()]
+            task.ledger_changed(person)
+        hospital, at_text, day_text = entry.meta[mkey]
         at, day = datetime.fromisoformat(at_text), date.fromisoformat(day_text)
         rec = settlement_record(person, res, hospital, at, day)
-        self._out(result, "hub.settlements.v1", person, "hub.outputs.Settlement", rec)
+        self._out(task, r, result, "hub.settlements.v1", person, "hub.outputs.Settlement", rec)
         if self.metrics is not None:
-            kind = "new" if outcome.changed else "redelivery"
-            kind = ("reversal" if res.reverses else "settled") if kind == "new" else "redelivery"
-            latency = now - r.timestamp if r.timestamp else None
+            kind = ("reversal" if res.reverses else "settled") if outcome.changed else "redelivery"
+            latency = now - r.timestamp_ms / 1000 if r.timestamp_ms else None
             self.metrics.record_settlement(res.policy, kind, {
                 "basic": res.basic_fen, "critical": res.critical_fen, "assistance": res.assistance_fen,
                 "top_up": res.top_up_fen, "patient": res.patient_fen}, latency)
         if outcome.changed:
-            self._mark_dirty(person, entry)
-            self.clock_dirty.add(r.partition)
+            task.ledger_changed(person)
             outs = engine.apply(SettlementInput(at, person, res.discharge_id, res.year, res.patient_fen,
-                                                     res.reverses))
-            self._emit(outs, r, result, {})
+                                                res.reverses))
+            self._emit(task, outs, r, result, {})
 
-    # -- outputs -----------------------------------------------------------------------------
+    # -- outputs -------------------------------------------------------------------------------------
 
-    def _emit(self, outs: list[Output], r: InRecord | None, result: BatchResult,
+    def _emit(self, task: TaskState, outs: list[Output], r: Fetched | None, result: BatchResult,
               hospital_of: dict[str, str]) -> None:
-        region = self.monitor_policy.region
         for out in outs:
             if isinstance(out, InputRefused):
                 if r is not None:
-                    self._dead(r, out.reason, out.detail, result)
+                    self._dead(task, r, out.reason, out.detail, result)
                 continue
+            region = self.timeline.lookup(out.at.astimezone(SHANGHAI).date())[0].region
             rec = output_record(out, region, hospital_of)
             if rec is None:
                 continue
             topic, key, value = rec
-            self._out(result, topic, key, BY_NAME[topic].schema, value)
-            self._count(out)
+            self._out(task, r, result, topic, key, BY_NAME[topic].schema, value)
+            self._count(out, region)
 
-    def _count(self, out: Output) -> None:
+    def _count(self, out: Output, region: str) -> None:
         if self.metrics is None:
             return
         counts = self._counts
         if isinstance(out, FlagEvent):
-            counts["risk_flags", (("flag", out.flag), ("state", out.state),
-                                  ("region", self.monitor_policy.region))] += 1
+            counts["risk_flags", (("flag", out.flag), ("state", out.state), ("region", region))] += 1
         elif isinstance(out, Escalation):
             counts["referral_escalations", (("department", out.department),)] += 1
         elif isinstance(out, MismatchEvent):
@@ -323,8 +298,14 @@ class PersonLogic:
         elif hasattr(out, "waived"):
             counts["deposit_decisions", (("reason", out.reason),)] += 1
 
-    def _out(self, result: BatchResult, topic: str, key: str, schema: str, value: dict[str, Any]) -> None:
-        result.outputs.append(OutRecord(topic, key.encode(), codec.encode(schema, value, store=self._store)))
+    def _out(self, task: TaskState, r: Fetched | None, result: BatchResult, topic: str, key: str, schema: str,
+             value: dict[str, Any]) -> None:
+        data = codec.encode(schema, value, store=self._store)
+        if len(data) + len(key) > MAX_OUTPUT_BYTES and r is not None:
+            self._dead(task, r, "output_too_large", f"the {topic} record for this input is {len(data)} bytes; "
+                       f"the limit is {MAX_OUTPUT_BYTES} (Kafka's max.message.bytes)", result)
+            return
+        result.outputs.append((topic, key.encode(), data, None))
         if self.metrics is not None:
             self._counts["events_produced", (("topic", topic),)] += 1
 
@@ -335,34 +316,21 @@ class PersonLogic:
                 getattr(self.metrics, attr).labels(**dict(labels)).inc(n)
         self._counts.clear()
 
-    def _dead(self, r: InRecord, reason: str, detail: str, result: BatchResult) -> None:
-        log.warning("dead letter from %s[%d]@%d: %s", r.topic, r.partition, r.offset, reason)
-        key, value = dead_letter(r.value or b"", "person-processor", reason, detail, topic=r.topic,
-                                 partition=r.partition, offset=r.offset, key=r.key)
-        result.outputs.append(OutRecord(DEAD_LETTERS, key, value))
+    def _dead(self, task: TaskState, r: Fetched, reason: str, detail: str, result: BatchResult) -> None:
+        """A dead letter whose id and value depend on the input only (§8.5); its offset goes in a header."""
+        log.debug("dead letter from %s[%d]@%d: %s", r.topic, r.partition, r.offset, reason)
+        decodable = r.value is not None
+        if decodable:
+            at = r.value["occurred_at"]  # type: ignore[index]
+            failed = task.engine.clock or at
+            offset = None  # a re-sent copy sits at another offset; the id and value must not change
+        else:
+            at = failed = datetime.fromtimestamp((r.timestamp_ms or 0) / 1000, UTC)
+            offset = r.offset  # no event id: the record's place in the log is its identity
+        key, value = dead_letter(r.raw or b"", SOURCE, reason, detail, topic=r.topic, partition=r.partition,
+                                 offset=offset, key=r.key, at=at, failed_at=failed, store=self._store)
+        headers = [("hub-source-offset", str(r.offset).encode())]
+        result.outputs.append((DEAD_LETTERS, key, value, headers))
         if self.metrics is not None:
-            self.metrics.dead_letters.labels(source="person-processor", reason=reason).inc()
-
-    def _flush(self, result: BatchResult) -> None:
-        """Write back each changed subject once, and the clock of each touched partition."""
-        for p, engine in self.engines.items():
-            for ns, store in (("p", engine.persons), ("f", engine.facilities)):
-                for subject in store.dirty:  # type: ignore[attr-defined]
-                    result.state[(p, f"{ns}:{subject}".encode())] = json.dumps(store[subject].to_dict()).encode()
-                store.dirty.clear()  # type: ignore[attr-defined]
-        ledgers = self.ledgers
-        for person in sorted(self._dirty_ledgers, key=lambda p: ledgers[p]["seq"]):
-            entry = ledgers[person]
-            data = {"ledger": entry["ledger"].to_dict(), "region": entry.get("region"), "meta": entry.get("meta", {})}
-            result.state[(entry["partition"], b"l:" + person.encode())] = json.dumps(data).encode()
-            entry["dirty"] = False
-        self._dirty_ledgers.clear()
-        for p in self.clock_dirty:
-            engine = self.engines[p]
-            if engine.clock is not None:
-                result.state[(p, ENGINE_KEY)] = json.dumps(engine.state_dict()).encode()
-        self.clock_dirty.clear()
-        for topic, p in self._offsets_dirty:
-            result.state[(p, OFFSET_PREFIX + topic.encode())] = str(self.applied[(topic, p)]).encode()
-        self._offsets_dirty.clear()
-
+            self._counts["dead_letters", (("source", SOURCE), ("reason", reason))] += 1
+            self._counts["events_produced", (("topic", DEAD_LETTERS),)] += 1

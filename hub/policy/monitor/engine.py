@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import MutableMapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from hub.policy.model import Policy
@@ -96,6 +96,7 @@ from hub.policy.monitor.state import (
     Referral,
     SubjectState,
 )
+from hub.policy.timeline import PolicyTimeline
 from hub.timeutil import SHANGHAI, year_start
 
 PERSON = "person"
@@ -113,14 +114,18 @@ class MonitorEngine:
 
     def __init__(
         self,
-        policy: Policy,
+        policy: Policy | PolicyTimeline,
         persons: MutableMapping[str, PersonState] | None = None,
         facilities: MutableMapping[str, FacilityState] | None = None,
         state: dict[str, Any] | None = None,
         *,
         global_ids: bool = False,
     ) -> None:
-        self.policy = policy
+        # §8.4: the sections §4–6 use come from the policy in force on the input's own date (a due time's
+        # date while it fires). `hub monitor` passes one Policy: the same for every date.
+        self.timeline = policy if isinstance(policy, PolicyTimeline) else PolicyTimeline.constant(policy)
+        self._day: date | None = None
+        self._day_policy: tuple[date | None, Policy] | None = None
         # §4/§7 say a settlement or admission id "seen before" is a redelivery, without naming the
         # person. `hub monitor` reads that literally (one id space per file: global_ids=True). A
         # stream partition cannot see other partitions' ids, so the processors dedupe per person,
@@ -136,6 +141,24 @@ class MonitorEngine:
         self._heap: list[tuple[datetime, str, str]] = []
         self._pending: set[tuple[datetime, str, str]] = set()
         self.rebuild_due_index()
+
+    # -- policy --------------------------------------------------------------------------------
+
+    @property
+    def policy(self) -> Policy:
+        """The policy of the date being judged (the input's, or the firing due time's; §8.4)."""
+        day = self._day
+        if day is None and self.clock is not None:
+            day = self.clock.astimezone(SHANGHAI).date()
+        cached = self._day_policy
+        if cached is not None and cached[0] == day:
+            return cached[1]
+        policy = self.timeline.at(day or date.min)
+        self._day_policy = (day, policy)
+        return policy
+
+    def _judging_day(self, t: datetime) -> None:
+        self._day = t.astimezone(SHANGHAI).date()
 
     # -- engine-level state ------------------------------------------------------------------
 
@@ -173,6 +196,7 @@ class MonitorEngine:
         out = self.advance_to(inp.at)
         if isinstance(inp, TickInput):
             return out
+        self._judging_day(inp.at)  # §8.4: the input's own date, even when it is applied late at the clock
         if isinstance(inp, ReferralUpdateInput):
             self._referral_update(inp, out)
         elif isinstance(inp, FacilityInput):
@@ -200,6 +224,7 @@ class MonitorEngine:
 
     def _fire_instant(self, t: datetime, out: list[Output]) -> None:
         self.clock = t
+        self._judging_day(t)
         due: set[tuple[str, str]] = set()
         while self._heap and self._heap[0][0] == t:
             entry = heapq.heappop(self._heap)
@@ -219,7 +244,7 @@ class MonitorEngine:
             if ref.due == t and not ref.final and not ref.escalated:
                 ref.escalated = True
                 fired = True
-                out.append(Escalation(t, ref.id, ref.department, ref.due))
+                out.append(Escalation(t, ref.id, ref.department, ref.due, ref.flag_id, ref.type))
         candidates: list[Candidate] = []
         risk = self.policy.risk
         if isinstance(state, PersonState) and risk is not None:
@@ -230,7 +255,10 @@ class MonitorEngine:
             if flags.followup_due(state, risk) == t:
                 candidates.append(("followup_overdue", ()))
         if not (fired or candidates):
-            return  # a stale or empty due time: nothing to judge, nothing to write
+            # A stale or empty due time: nothing to judge, nothing to write. Re-index the subject, in case
+            # the policy of this date moved one of its due times (a new signing grace, say).
+            self._register(ns, state)
+            return
         self._judge(state, candidates, out)
         self._save(ns, state)
 

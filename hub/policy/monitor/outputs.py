@@ -84,6 +84,8 @@ class Escalation:
     referral_id: str
     department: str
     due: datetime
+    flag_id: str = ""
+    referral_type: str = ""
 
     @property
     def output_id(self) -> str:

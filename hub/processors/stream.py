@@ -1,0 +1,576 @@
+"""The live shell of the person processor: consume, merge by event time, apply, commit — per task.
+
+Why not a faust agent: policy-spec §8 needs, per task (partition *p* of every input topic), control that
+faust's agent/stream machinery does not give — buffered queues per topic-partition merged by event time,
+a partition that is behind holding the merge back, state and outputs committed together, and the input
+positions restored from that state. faust keeps what it is good at: the worker process, its services,
+timers, signals and web server (its own Kafka clients are switched off, :mod:`hub.app`). Inside it, this
+service drives consumption with aiokafka directly, as Kafka Streams' ``StreamThread`` does:
+
+* **group**: one aiokafka consumer in group ``<app id>`` subscribed to the ten input topics with the range
+  assignor, which gives a member the same partition numbers of every topic (co-partitioning), so a member
+  owns whole tasks. Dead members are reaped (:mod:`hub.processors.membership`).
+* **merge** (§8.1): fetched records are decoded once and queued per topic-partition
+  (:class:`~hub.processors.merge.PartitionGroup`); a topic-partition is *caught up* when the consumer's
+  position has reached its end (the last stable offset); the merge pops records while no empty, not
+  caught-up queue holds it back.
+* **exactly one state per batch**: each task has its own transactional producer
+  (``transactional.id = <app id>-person-<p>``). A batch's outputs and its state changes — subjects,
+  ledgers, clock, applied input offsets, recent ids — are one transaction on the output topics and the
+  task's partition of ``<app id>-person-state``. A task that moves to another worker is restored from
+  that partition (read committed) after its new producer fenced the old one, and its input positions
+  come from the state, not from the group's committed offsets (which are committed only so that lag can
+  be measured). A crash at any moment leaves the state after a whole batch; what was not committed is
+  applied again from there, giving the same outputs (a read-uncommitted reader may see an aborted copy:
+  same ids, same values).
+* **clock** (§8.3): the wall clock moves a task only while all its topic-partitions are caught up.
+* **failures**: a failed transaction is aborted and the task is restored from its committed state and
+  retried; three failures within a minute crash the worker (exit non-zero) for its supervisor to restart:
+  never a live process that no longer processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import mode
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import ProducerFenced
+
+from hub.clients import aiokafka_options
+from hub.processors.membership import client_id, reap_dead_members
+from hub.processors.merge import PartitionGroup
+from hub.processors.partitioning import partition_for
+from hub.processors.person import BatchResult, PersonLogic, decode_input
+from hub.processors.task import TaskState
+from hub.topics import INPUT_TOPICS, PARTITIONS, state_topic
+
+log = logging.getLogger(__name__)
+
+__all__ = ["StreamOptions", "PersonStream"]
+
+QUEUE_HIGH = 20_000
+QUEUE_LOW = 5_000
+"""A topic-partition whose queue holds more than QUEUE_HIGH records (the merge waits for another one) stops
+being fetched until it is below QUEUE_LOW: memory stays bounded on any backlog."""
+
+RECORD_BATCH_BYTES = 512 * 1024
+"""Record batches are cut at this size: Kafka's default ``max.message.bytes`` is ≈1 MB (noida-db: same),
+and a batch above it is refused whole — the crash loop this worker once had."""
+
+
+@dataclass
+class StreamOptions:
+    """Tunables of the live shell (``HUB_*`` settings in the worker)."""
+
+    app_id: str
+    batch_max: int = 2000
+    poll_ms: int = 100
+    wall_clock: bool = True
+    tick_seconds: float = 5.0
+    commit_interval: float = 1.0
+    idle_pause: float = 0.05
+    reap_interval: float = 10.0
+    txn_timeout: float = 30.0
+    max_failures: int = 3
+    failure_window: float = 60.0
+    partitions: int = PARTITIONS
+
+
+@dataclass
+class _Task:
+    """One task of this worker: its state, input queues, producer and status."""
+
+    partition: int
+    tps: list[TopicPartition]
+    group: PartitionGroup
+    status: str = "restoring"  # restoring | running | suspended | closed | fenced
+    state: TaskState | None = None
+    producer: AIOKafkaProducer | None = None
+    restore: asyncio.Future[Any] | None = None
+    failures: list[float] = field(default_factory=list)
+    last_tick: float = 0.0
+    throttled: set[TopicPartition] = field(default_factory=set)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, stream: PersonStream) -> None:
+        self.stream = stream
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self.stream.on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self.stream.on_assigned(set(assigned))
+
+
+class PersonStream(mode.Service):
+    """The person processor's consume–merge–apply–commit loop (see the module docstring)."""
+
+    def __init__(self, bootstrap: str, logic: PersonLogic, options: StreamOptions, metrics: Any = None,
+                 **kwargs: Any) -> None:
+        self.bootstrap = bootstrap
+        self.logic = logic
+        self.options = options
+        self.metrics = metrics
+        self.consumer: AIOKafkaConsumer | None = None
+        self.tasks: dict[int, _Task] = {}
+        self.state_topic = state_topic(options.app_id).name
+        self._lock = asyncio.Lock()
+        self._stopping = False
+        self._loop_done = asyncio.Event()
+        self._last_commit = 0.0
+        self._last_reap = 0.0
+        self.fatal: BaseException | None = None
+        self.processed = 0
+        super().__init__(**kwargs)
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        await self._reap()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap.split(","),
+            group_id=self.options.app_id,
+            client_id=client_id(),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            session_timeout_ms=10_000,  # noida-db, like Kafka, refuses < 6 s
+            heartbeat_interval_ms=1_000,
+            rebalance_timeout_ms=15_000,
+            max_poll_interval_ms=300_000,
+            **aiokafka_options(),
+        )
+        self.consumer.subscribe(list(INPUT_TOPICS), listener=_Listener(self))
+        await self.consumer.start()
+        log.info("person stream: joining group %s as %s", self.options.app_id, client_id())
+
+    async def on_stop(self) -> None:
+        """Finish the batch in hand, then stop producers and leave the group — every wait bounded."""
+        self._stopping = True
+        try:
+            await asyncio.wait_for(self._loop_done.wait(), timeout=8.0)
+        except TimeoutError:
+            log.warning("person stream: the batch in hand did not finish within 8 s; it is abandoned "
+                        "(not committed: it is applied again after the restart)")
+        await self._guard(self._commit_offsets(), 2.0, "commit offsets")
+        await asyncio.gather(*(self._guard(self._close_task(t), 3.0, f"close task {t.partition}")
+                               for t in list(self.tasks.values())))
+        if self.consumer is not None:
+            await self._guard(self.consumer.stop(), 4.0, "leave the consumer group")
+        log.info("person stream stopped after %d input record(s)", self.processed)
+
+    @staticmethod
+    async def _guard(aw: Any, timeout: float, what: str) -> None:
+        try:
+            await asyncio.wait_for(aw, timeout=timeout)
+        except Exception as exc:  # a stop must finish whatever the broker does
+            log.warning("person stream: %s failed on stop: %r", what, exc)
+
+    # -- rebalancing -----------------------------------------------------------------------------
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Before a rebalance: finish the batch in hand (the lock), suspend every task, commit offsets."""
+        async with self._lock:
+            for task in self.tasks.values():
+                if task.status == "running":
+                    task.status = "suspended"
+                task.group.clear()
+            await self._guard(self._commit_offsets(force=True), 3.0, "commit offsets on revoke")
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """After a rebalance: close tasks not kept, resume kept ones where their state says, restore new ones."""
+        assert self.consumer is not None
+        partitions = {tp.partition for tp in assigned if tp.topic in INPUT_TOPICS}
+        async with self._lock:
+            for p in [p for p in self.tasks if p not in partitions]:
+                await self._close_task(self.tasks.pop(p))
+            for p in sorted(partitions):
+                tps = [TopicPartition(t, p) for t in INPUT_TOPICS]
+                missing = [tp for tp in tps if tp not in assigned]
+                if missing:
+                    log.error("task %d: the group assigned only part of it (missing %s); every input topic must "
+                              "have %d partitions (run `hub doctor`)", p, missing, self.options.partitions)
+                    continue
+                task = self.tasks.get(p)
+                if task is not None and task.status == "suspended" and task.state is not None:
+                    await self._seek_to_state(task)
+                    task.status = "running"
+                    continue
+                if task is None:
+                    task = self.tasks[p] = _Task(p, tps, PartitionGroup(INPUT_TOPICS))
+                self._start_restore(task)
+        log.info("person stream: tasks %s", sorted(self.tasks))
+
+    def _start_restore(self, task: _Task) -> None:
+        assert self.consumer is not None
+        task.status = "restoring"
+        task.group.clear()
+        self.consumer.pause(*task.tps)
+        task.restore = asyncio.ensure_future(self._restore(task))
+
+    async def _restore(self, task: _Task) -> None:
+        """Fence the task's previous producer, read its state partition to the end, seek its inputs."""
+        p = task.partition
+        self._set_gauge("state_restoring", 1, partition=str(p))
+        started = time.monotonic()
+        try:
+            if task.producer is not None:
+                await self._guard(task.producer.stop(), 3.0, f"stop the producer of task {p}")
+                task.producer = None
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap.split(","),
+                transactional_id=f"{self.options.app_id}-person-{p}",
+                enable_idempotence=True, acks="all", linger_ms=0,
+                max_batch_size=RECORD_BATCH_BYTES, max_request_size=16 * 1024 * 1024,
+                request_timeout_ms=int(self.options.txn_timeout * 1000),
+                client_id=f"{client_id()}/task-{p}",
+                **aiokafka_options(),
+            )
+            await producer.start()  # InitProducerId: fences a zombie owner and aborts its open transaction
+            task.producer = producer
+            records = await self._read_state(p)
+            state = await asyncio.get_running_loop().run_in_executor(
+                None, self.logic.restore_task, p, records.items())
+            async with self._lock:
+                if self.tasks.get(p) is not task or task.status != "restoring":
+                    return  # revoked meanwhile
+                task.state = state
+                await self._seek_to_state(task)
+                task.status = "running"
+                assert self.consumer is not None
+                self.consumer.resume(*task.tps)
+            log.info("task %d restored in %.1f s: %s", p, time.monotonic() - started, state.summary())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._failed(task, exc, "restore")
+        finally:
+            self._set_gauge("state_restoring", 0, partition=str(p))
+
+    async def _read_state(self, p: int) -> dict[bytes, bytes]:
+        """The latest committed value of every key of partition ``p`` of the state topic."""
+        tp = TopicPartition(self.state_topic, p)
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap.split(","), enable_auto_commit=False,
+                                  isolation_level="read_committed", client_id=f"{client_id()}/restore-{p}",
+                                  max_partition_fetch_bytes=16 * 1024 * 1024, **aiokafka_options())
+        await reader.start()
+        data: dict[bytes, bytes] = {}
+        try:
+            reader.assign([tp])
+            await reader.seek_to_beginning(tp)
+            end = (await reader.end_offsets([tp]))[tp]
+            n = 0
+            while await reader.position(tp) < end:
+                batch = await reader.getmany(tp, timeout_ms=1000, max_records=50_000)
+                for msg in batch.get(tp, ()):
+                    if msg.value is None:
+                        data.pop(msg.key, None)
+                    else:
+                        data[msg.key] = msg.value
+                    n += 1
+                self._inc("state_restore_records", len(batch.get(tp, ())), partition=str(p))
+            log.info("task %d: read %d state record(s), %d key(s), from %s", p, n, len(data), self.state_topic)
+        finally:
+            await reader.stop()
+        return data
+
+    async def _seek_to_state(self, task: _Task) -> None:
+        """Position every input of the task at the first offset its state has not applied."""
+        assert self.consumer is not None and task.state is not None
+        offsets = task.state.offsets
+        unknown = [tp for tp in task.tps if tp.topic not in offsets]
+        if unknown:
+            firsts = await self.consumer.beginning_offsets(unknown)
+            for tp in unknown:
+                self.consumer.seek(tp, firsts[tp])
+        for tp in task.tps:
+            if tp.topic in offsets:
+                self.consumer.seek(tp, offsets[tp.topic])
+        task.group.clear()
+
+    async def _close_task(self, task: _Task) -> None:
+        task.status = "closed"
+        if task.restore is not None and not task.restore.done():
+            task.restore.cancel()
+        if task.producer is not None:
+            producer, task.producer = task.producer, None
+            await self._guard(producer.stop(), 3.0, f"stop the producer of task {task.partition}")
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    @mode.Service.task
+    async def _run(self) -> None:
+        try:
+            while not self._stopping and not self.should_stop:
+                await self._iteration()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("person stream: the loop failed")
+            await self._fatal(exc)
+        finally:
+            self._loop_done.set()
+
+    async def _iteration(self) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        data = await consumer.getmany(timeout_ms=self.options.poll_ms, max_records=self.options.batch_max * 4)
+        now = time.time()
+        async with self._lock:
+            fetched = 0
+            store = self.logic.schema_store
+            for tp, msgs in data.items():
+                task = self.tasks.get(tp.partition)
+                if task is None or task.status != "running":
+                    continue  # re-fetched from the task's state offsets once it runs
+                task.group.add(decode_input(tp.topic, tp.partition, m.offset, m.key, m.value, m.timestamp, store)
+                               for m in msgs)
+                fetched += len(msgs)
+                if self.metrics is not None:
+                    self.metrics.events_consumed.labels(topic=tp.topic).inc(len(msgs))
+            for task in self.tasks.values():
+                if task.status == "running":
+                    await self._mark_caught_up(task)
+                    self._throttle(task)
+            worked = await self._process_ready(now)
+            await self._tick(now)
+        self._rate(now)
+        if time.monotonic() - self._last_commit >= self.options.commit_interval:
+            await self._commit_offsets()
+        if time.monotonic() - self._last_reap >= self.options.reap_interval:
+            await self._reap()
+        if not fetched and not worked and all(t.group.idle() for t in self.tasks.values() if t.status == "running"):
+            await self._idle()
+
+    def _throttle(self, task: _Task) -> None:
+        """Backpressure: stop fetching a topic-partition whose queue is long, resume it once drained."""
+        consumer = self.consumer
+        assert consumer is not None
+        for tp in task.tps:
+            n = task.group.buffered(tp.topic)
+            if tp not in task.throttled and n > QUEUE_HIGH:
+                consumer.pause(tp)
+                task.throttled.add(tp)
+            elif tp in task.throttled and n < QUEUE_LOW:
+                consumer.resume(tp)
+                task.throttled.discard(tp)
+
+    def _rate(self, now: float) -> None:
+        """The events/s gauge over the last window of ≥ 5 s."""
+        last = getattr(self, "_rate_mark", None)
+        if last is None:
+            self._rate_mark = (now, self.processed)
+            return
+        t0, n0 = last
+        if now - t0 >= 5.0:
+            if self.metrics is not None:
+                self.metrics.processor_events_per_second.set((self.processed - n0) / (now - t0))
+            self._rate_mark = (now, self.processed)
+
+    async def _mark_caught_up(self, task: _Task) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        for tp in task.tps:
+            end = consumer.last_stable_offset(tp)
+            if end is None:
+                end = consumer.highwater(tp)
+            task.group.mark(tp.topic, end is not None and await consumer.position(tp) >= end)
+
+    async def _idle(self) -> None:
+        """Everything applied and caught up: pause fetching briefly instead of spinning.
+
+        noida-db answers a fetch that finds nothing at once (a Kafka broker waits ``fetch.max.wait.ms``), so
+        an idle consumer would send hundreds of fetches a second. Pausing the caught-up partitions for a
+        moment (public API) costs a new record at most ``idle_pause`` seconds of latency.
+        """
+        consumer = self.consumer
+        assert consumer is not None
+        tps = [tp for t in self.tasks.values() if t.status == "running" for tp in t.tps]
+        consumer.pause(*tps)
+        try:
+            await asyncio.sleep(self.options.idle_pause)
+        finally:
+            running = [tp for t in self.tasks.values() if t.status == "running" for tp in t.tps]
+            consumer.resume(*[tp for tp in tps if tp in running])
+
+    async def _process_ready(self, now: float) -> bool:
+        """Pop each running task's ready records, apply them, commit each task's batch as a transaction."""
+        work: list[tuple[_Task, int, BatchResult]] = []
+        for task in self.tasks.values():
+            if task.status != "running" or task.state is None:
+                continue
+            records = task.group.pop_ready(self.options.batch_max)
+            if records:
+                started = time.perf_counter()
+                result = self.logic.process(task.state, records, now)
+                self._observe_batch(len(records), time.perf_counter() - started)
+                work.append((task, len(records), result))
+        if not work:
+            return False
+        done = await asyncio.gather(*(self._commit(task, result) for task, _, result in work))
+        for (_task, n, _), ok in zip(work, done, strict=True):
+            if ok:
+                self.processed += n
+        return True
+
+    async def _tick(self, now: float) -> None:
+        """§8.3: the wall clock moves a task only while every one of its topic-partitions is caught up."""
+        if not self.options.wall_clock:
+            return
+        for task in self.tasks.values():
+            if (task.status == "running" and task.state is not None and task.group.idle()
+                    and now - task.last_tick >= self.options.tick_seconds):
+                task.last_tick = now
+                await self._commit(task, self.logic.tick(task.state, now))
+        if self.metrics is not None:
+            self.metrics.set_referrals_open(self.logic.open_referrals(
+                t.state for t in self.tasks.values() if t.state is not None))
+
+    # -- transactions ------------------------------------------------------------------------------
+
+    async def _commit(self, task: _Task, result: BatchResult) -> bool:
+        """One transaction: the batch's outputs and the task's state changes. False when it failed."""
+        if not result.outputs and not result.state:
+            return True
+        try:
+            await asyncio.wait_for(self._transaction(task, result), timeout=self.options.txn_timeout)
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._failed(task, exc, "commit")
+            return False
+
+    async def _transaction(self, task: _Task, result: BatchResult) -> None:
+        producer = task.producer
+        assert producer is not None
+        await producer.begin_transaction()
+        try:
+            futures: list[Any] = []
+            builders: dict[tuple[str, int], Any] = {}
+
+            async def add(topic: str, partition: int, key: bytes | None, value: bytes | None,
+                          headers: list[tuple[str, bytes]] | None) -> None:
+                builder = builders.get((topic, partition))
+                if builder is None:
+                    builder = builders[(topic, partition)] = producer.create_batch()
+                if builder.append(timestamp=None, key=key, value=value, headers=headers or []) is None:
+                    builder.close()
+                    futures.append(await producer.send_batch(builder, topic, partition=partition))
+                    builder = builders[(topic, partition)] = producer.create_batch()
+                    builder.append(timestamp=None, key=key, value=value, headers=headers or [])
+
+            n = self.options.partitions
+            for topic, key, value, headers in result.outputs:
+                await add(topic, partition_for(key, n) if key is not None else task.partition, key, value, headers)
+            for key, value in result.state.items():
+                await add(self.state_topic, task.partition, key, value, None)
+            for (topic, partition), builder in builders.items():
+                builder.close()
+                futures.append(await producer.send_batch(builder, topic, partition=partition))
+            await asyncio.gather(*futures)
+            await producer.commit_transaction()
+        except BaseException:
+            with contextlib.suppress(Exception):  # the restore's new producer aborts it anyway
+                await asyncio.wait_for(producer.abort_transaction(), timeout=3.0)
+            raise
+
+    async def _failed(self, task: _Task, exc: BaseException, what: str) -> None:
+        """A task's transaction or restore failed: restore it from its committed state, or give up loudly."""
+        if isinstance(exc, ProducerFenced):
+            log.warning("task %d: fenced by a newer owner (%s); dropping it until the group reassigns it",
+                        task.partition, exc)
+            task.status = "fenced"
+            task.group.clear()
+            if self.consumer is not None:
+                self.consumer.pause(*task.tps)
+            return
+        now = time.monotonic()
+        task.failures = [t for t in task.failures if now - t < self.options.failure_window] + [now]
+        log.error("task %d: %s failed (%s: %s); restoring it from its committed state (failure %d of %d allowed "
+                  "within %.0f s)", task.partition, what, type(exc).__name__, exc, len(task.failures),
+                  self.options.max_failures, self.options.failure_window)
+        if len(task.failures) > self.options.max_failures:
+            await self._fatal(RuntimeError(f"task {task.partition}: {what} failed {len(task.failures)} times "
+                                           f"within {self.options.failure_window:.0f} s; last: {exc!r}"))
+            return
+        task.state = None
+        self._start_restore(task)
+
+    async def _fatal(self, exc: BaseException) -> None:
+        """Crash the worker: its supervisor (hub up, systemd, Kubernetes) restarts it."""
+        if self.fatal is not None:
+            return
+        self.fatal = exc
+        log.critical("person stream: giving up (%s); the worker exits non-zero so that it is restarted", exc)
+        self._stopping = True
+        asyncio.get_running_loop().call_later(15.0, os._exit, 70)  # if the orderly stop hangs
+        await self.crash(exc)
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+
+    async def _commit_offsets(self, force: bool = False) -> None:
+        """Commit each running task's applied offsets to the group: only so that lag can be measured."""
+        consumer = self.consumer
+        if consumer is None:
+            return
+        self._last_commit = time.monotonic()
+        offsets = {tp: t.state.offsets[tp.topic] for t in self.tasks.values()
+                   if t.state is not None and t.status in ("running", "suspended") for tp in t.tps
+                   if tp.topic in t.state.offsets}
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except Exception as exc:  # a rebalance in progress: the next commit will do
+            log.debug("offset commit skipped: %r", exc)
+        self._publish_lag()
+
+    def _publish_lag(self) -> None:
+        consumer = self.consumer
+        if consumer is None or self.metrics is None:
+            return
+        lag: dict[str, int] = {}
+        for task in self.tasks.values():
+            if task.state is None:
+                continue
+            for tp in task.tps:
+                end = consumer.highwater(tp)
+                if end is not None:
+                    lag[tp.topic] = lag.get(tp.topic, 0) + max(end - task.state.offsets.get(tp.topic, 0), 0)
+        for topic, n in lag.items():
+            self.metrics.consumer_lag.labels(topic=topic).set(n)
+
+    async def _reap(self) -> None:
+        self._last_reap = time.monotonic()
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                None, reap_dead_members, self.bootstrap, self.options.app_id)
+        except Exception as exc:
+            log.debug("reaping dead group members failed: %r", exc)
+
+    def _observe_batch(self, n: int, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.batch_size.observe(n)
+            self.metrics.batch_seconds.observe(seconds)
+
+    def _inc(self, name: str, n: int, **labels: str) -> None:
+        metric = getattr(self.metrics, name, None) if self.metrics is not None else None
+        if metric is not None and labels:
+            metric.labels(**labels).inc(n)
+
+    def _set_gauge(self, name: str, value: float, **labels: str) -> None:
+        metric = getattr(self.metrics, name, None) if self.metrics is not None else None
+        if metric is not None:
+            metric.labels(**labels).set(value)
