@@ -13,7 +13,10 @@ the hub's own rules:
   before it, at the clock, §5.1);
 * a topic-partition whose queue is empty holds the whole merge back unless it is *caught up* (the
   consumer has reached its end offset): a backlog is merged whole, never raced; once a partition is
-  caught up, the others go on without it.
+  caught up, the others go on without it;
+* a re-sent input (§8.2: its id was applied already) is dropped as soon as it heads its queue, so it
+  never takes part in the comparison: re-sent batches cannot change the order of the other records,
+  even where a topic-partition's event times go backwards.
 
 The shell decides "caught up" (it knows positions and end offsets) and calls :meth:`mark`; this
 module is pure and deterministic, so it is tested without a broker.
@@ -21,9 +24,8 @@ module is pure and deterministic, so it is tested without a broker.
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +57,10 @@ class Fetched:
     schema: str | None = None
     value: dict[str, Any] | None = None
     error: str | None = None
+    ident: bytes | None = None
+    """§8.2 identity (digest of subject and event id), set by the rules; None: cannot be a re-sent input."""
+    checked: bool = False
+    """Already found not to be a re-sent input while heading its queue."""
 
     def merge_key(self) -> tuple[int, int, int]:
         return self.time_us, self.rank, self.offset
@@ -99,21 +105,41 @@ class PartitionGroup:
         for t in self.caught_up:
             self.caught_up[t] = False
 
-    def pop_ready(self, limit: int) -> list[Fetched]:
-        """Up to ``limit`` records in merge order, stopping where an empty, not caught-up queue holds."""
-        out: list[Fetched] = []
-        if limit <= 0 or self.holding():
-            return out
+    def drain(self, limit: int, skip: Callable[[Fetched], bool]) -> Iterator[Fetched]:
+        """Yield up to ``limit`` records in merge order; stop where an empty, not caught-up queue holds.
+
+        ``skip(record)`` says whether a record heading its queue is a re-sent input (and consumes it if so).
+        The caller applies each yielded record before asking for the next, so ``skip`` always sees the
+        state after everything before it; a head is re-examined when a record with its identity was just
+        yielded (the same id on two topics).
+        """
         queues, caught_up = self.queues, self.caught_up
-        heap = [(q[0].time_us, q[0].rank, q[0].offset, t) for t, q in queues.items() if q]
-        heapq.heapify(heap)
-        while heap and len(out) < limit:
-            _, _, _, topic = heapq.heappop(heap)
-            q = queues[topic]
-            out.append(q.popleft())
-            if q:
-                head = q[0]
-                heapq.heappush(heap, (head.time_us, head.rank, head.offset, topic))
-            elif not caught_up[topic]:
-                break  # its next record may be the smallest: wait for the fetch
-        return out
+        n = 0
+        while n < limit:
+            best: deque[Fetched] | None = None
+            best_key: tuple[int, int, int] | None = None
+            for topic, q in queues.items():
+                while q:
+                    head = q[0]
+                    if head.checked:
+                        break
+                    if not skip(head):
+                        head.checked = True
+                        break
+                    q.popleft()
+                if not q:
+                    if not caught_up[topic]:
+                        return  # its next record may be the smallest: wait for the fetch
+                    continue
+                key = (q[0].time_us, q[0].rank, q[0].offset)
+                if best_key is None or key < best_key:
+                    best, best_key = q, key
+            if best is None:
+                return
+            rec = best.popleft()
+            if rec.ident is not None:  # once it is applied, a head with the same id is a re-sent input
+                for q in queues.values():
+                    if q and q[0].ident == rec.ident:
+                        q[0].checked = False
+            n += 1
+            yield rec

@@ -79,9 +79,11 @@ def decode_input(topic: str, partition: int, offset: int, key: bytes | None, raw
 class BatchResult:
     """Outputs (topic, key, value, headers) and state records (key → value, None deletes) of one batch."""
 
-    __slots__ = ("outputs", "state")
+    __slots__ = ("outputs", "state", "applied")
 
     def __init__(self) -> None:
+        self.applied = 0
+        """Input records taken (applied, dead-lettered or dropped as already applied)."""
         self.outputs: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]] | None]] = []
         self.state: dict[bytes, bytes | None] = {}
 
@@ -113,8 +115,12 @@ class PersonLogic:
 
     # -- batches -----------------------------------------------------------------------------------
 
-    def process(self, task: TaskState, records: Sequence[Fetched], now: float) -> BatchResult:
-        """Apply ``records`` (already in merge order) to ``task``; return outputs and state changes."""
+    def process(self, task: TaskState, records: Iterable[Fetched], now: float) -> BatchResult:
+        """Apply ``records`` (in merge order) to ``task``; return outputs and state changes.
+
+        ``records`` may be a generator that consults the task between records (the merge's re-sent check):
+        each record is applied before the next is taken.
+        """
         result = BatchResult()
         offsets = task.offsets
         try:
@@ -123,6 +129,7 @@ class PersonLogic:
                     continue  # already applied (a seek went back): never apply twice
                 offsets[r.topic] = r.offset + 1
                 task.task_dirty = True
+                result.applied += 1
                 self._one(task, r, now, result)
             result.state = task.flush()
         finally:
@@ -164,26 +171,57 @@ class PersonLogic:
 
     # -- one record ----------------------------------------------------------------------------------
 
+    def _subject(self, r: Fetched) -> str | None:
+        v = r.value
+        if v is None:
+            return None
+        subject = v.get("facility_code") if r.topic == FACILITIES else v.get("person_token")
+        return subject if isinstance(subject, str) and subject else None
+
+    def identify(self, r: Fetched) -> bytes | None:
+        """The §8.2 identity of a record (cached on it); None when it is not a well-formed input of its task."""
+        if r.ident is None:
+            subject = self._subject(r)
+            if subject is None or partition_for(subject.encode(), self.partitions) != r.partition:
+                return None
+            r.ident = digest(subject, str(r.value.get("event_id", "")))  # type: ignore[union-attr]
+        return r.ident
+
+    def drop_duplicate(self, task: TaskState, r: Fetched) -> bool:
+        """§8.2: consume ``r`` if it is a re-sent input (its id was applied for its subject); say whether it was.
+
+        The merge calls this for each record heading its queue, so re-sent copies never take part in the
+        comparison (:meth:`hub.processors.merge.PartitionGroup.drain`).
+        """
+        ident = self.identify(r)
+        if ident is None or not task.recent.is_duplicate(ident, task.clock_us):
+            return False
+        if r.offset >= task.offsets.get(r.topic, 0):
+            task.offsets[r.topic] = r.offset + 1
+            task.task_dirty = True
+        self._counts["inputs_duplicate", (("topic", r.topic),)] += 1
+        return True
+
     def _one(self, task: TaskState, r: Fetched, now: float, result: BatchResult) -> None:
         if r.error is not None or r.value is None:
             self._dead(task, r, "undecodable", r.error or "no value", result)
             return
         v = r.value
-        subject = v.get("facility_code") if r.topic == FACILITIES else v.get("person_token")
-        if not isinstance(subject, str) or not subject:
+        subject = self._subject(r)
+        if subject is None:
             self._dead(task, r, "invalid_input", "the record names no subject (person_token / facility_code)",
                        result)
             return
-        if partition_for(subject.encode(), self.partitions) != r.partition:
+        ident = self.identify(r)
+        if ident is None:
             self._dead(task, r, "misrouted", f"the record's subject hashes to partition "
                        f"{partition_for(subject.encode(), self.partitions)}, not {r.partition}: its key must be "
                        "its subject (policy-spec §8.1), or its state would be split across tasks", result)
             return
-        recent_key = digest(subject, str(v.get("event_id", "")))
-        if task.recent.is_duplicate(recent_key, task.clock_us):
+        if task.recent.is_duplicate(ident, task.clock_us):
             self._counts["inputs_duplicate", (("topic", r.topic),)] += 1
             return  # §8.2: a re-sent input changes nothing, not even the clock
-        task.recent.add(r.topic, recent_key, r.time_us)
+        task.recent.add(r.topic, ident, r.time_us)
         hospital_of: dict[str, str] = {}
         try:
             if r.topic == DISCHARGES:
@@ -313,7 +351,9 @@ class PersonLogic:
         """Add the batch's counts to the metrics: one ``labels().inc(n)`` per series, not per output."""
         if self.metrics is not None:
             for (attr, labels), n in self._counts.items():
-                getattr(self.metrics, attr).labels(**dict(labels)).inc(n)
+                metric = getattr(self.metrics, attr, None)
+                if metric is not None:
+                    metric.labels(**dict(labels)).inc(n)
         self._counts.clear()
 
     def _dead(self, task: TaskState, r: Fetched, reason: str, detail: str, result: BatchResult) -> None:

@@ -7,8 +7,8 @@ that, literally and offline, with no broker and no worker in between:
 1. each line is encoded as its topic's Avro record (what a producer would send; a line that cannot be
    is rejected to the dead letters, its bytes encrypted with the edge key, as at any edge), keyed by its
    subject and placed on ``murmur2(key) mod partitions`` at the next offset of that topic-partition;
-2. per task (partition *p* of every input topic), the topic-partitions are merged by event time with
-   ``heapq.merge`` over whole lists — an independent formulation of the live worker's incremental
+2. per task (partition *p* of every input topic), the topic-partitions are merged by event time over whole
+   lists (:func:`reference_merge`) — written apart from the live worker's incremental
    :class:`~hub.processors.merge.PartitionGroup`, which must agree with it on any backlog;
 3. the merged records go through the same pure rule code as the live worker
    (:class:`~hub.processors.person.PersonLogic`, which also drops re-sent ids, §8.2), on event time only.
@@ -19,12 +19,12 @@ dead letters aside: their encryption nonce is random) and takes seconds, not a b
 
 from __future__ import annotations
 
-import heapq
+import itertools
 import json
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -37,6 +37,37 @@ __all__ = ["Replay", "replay_file"]
 
 BATCH = 5_000
 """Records per ``process`` call: the rules give the same outputs for any batching; this bounds memory."""
+
+
+def reference_merge(lists: list[list[Fetched]], skip: Callable[[Fetched], bool]) -> Iterator[Fetched]:
+    """§8.1 over complete topic-partitions: the smallest (event time, topic rank, offset) head next.
+
+    A head that ``skip`` finds to be a re-sent input (§8.2) is dropped before any comparison; heads are
+    examined again when a record with the same identity was just yielded (and applied by the caller).
+    """
+    idx = [0] * len(lists)
+
+    def head(i: int) -> Fetched | None:
+        lst = lists[i]
+        while idx[i] < len(lst) and skip(lst[idx[i]]):
+            idx[i] += 1
+        return lst[idx[i]] if idx[i] < len(lst) else None
+
+    heads = [head(i) for i in range(len(lists))]
+    while True:
+        live = [(h.time_us, h.rank, h.offset, i) for i, h in enumerate(heads) if h is not None]
+        if not live:
+            return
+        i = min(live)[3]
+        rec = heads[i]
+        assert rec is not None
+        idx[i] += 1
+        yield rec
+        heads[i] = head(i)
+        for j, h in enumerate(heads):
+            if h is not None and rec.ident is not None and h.ident == rec.ident and skip(h):
+                idx[j] += 1
+                heads[j] = head(j)
 
 
 class Replay:
@@ -72,14 +103,12 @@ class Replay:
         for partition in sorted(self._inputs):
             task = self.logic.new_task(partition)
             lists = [recs for _, recs in sorted(self._inputs[partition].items())]
-            merged = heapq.merge(*lists, key=Fetched.merge_key)
-            batch: list[Fetched] = []
-            for rec in merged:
-                batch.append(rec)
-                if len(batch) >= BATCH:
-                    self._collect(self.logic.process(task, batch, time.time()))
-                    batch = []
-            self._collect(self.logic.process(task, batch, time.time()))
+            merged = reference_merge(lists, lambda r, t=task: self.logic.drop_duplicate(t, r))
+            while True:  # batches only bound the state kept between flushes; outputs do not depend on them
+                result = self.logic.process(task, itertools.islice(merged, BATCH), time.time())
+                self._collect(result)
+                if result.applied == 0:
+                    break
         self._inputs.clear()
 
     def _collect(self, result: BatchResult) -> None:

@@ -99,6 +99,9 @@ class _Task:
     failures: list[float] = field(default_factory=list)
     last_tick: float = 0.0
     throttled: set[TopicPartition] = field(default_factory=set)
+    committed: dict[str, int] = field(default_factory=dict)
+    """Input offsets last committed to the group (inside a transaction), per topic."""
+    last_offsets_commit: float = 0.0
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -127,9 +130,10 @@ class PersonStream(mode.Service):
         self._lock = asyncio.Lock()
         self._stopping = False
         self._loop_done = asyncio.Event()
-        self._last_commit = 0.0
         self._last_reap = 0.0
         self.fatal: BaseException | None = None
+        self.lag: dict[TopicPartition, int] = {}
+        self._worked = False
         self.processed = 0
         super().__init__(**kwargs)
 
@@ -159,15 +163,16 @@ class PersonStream(mode.Service):
         """Finish the batch in hand, then stop producers and leave the group — every wait bounded."""
         self._stopping = True
         try:
-            await asyncio.wait_for(self._loop_done.wait(), timeout=8.0)
+            await asyncio.wait_for(self._loop_done.wait(), timeout=5.0)
         except TimeoutError:
-            log.warning("person stream: the batch in hand did not finish within 8 s; it is abandoned "
+            log.warning("person stream: the batch in hand did not finish within 5 s; it is abandoned "
                         "(not committed: it is applied again after the restart)")
-        await self._guard(self._commit_offsets(), 2.0, "commit offsets")
-        await asyncio.gather(*(self._guard(self._close_task(t), 3.0, f"close task {t.partition}")
+        await asyncio.gather(*(self._guard(self._commit_offsets(t), 2.0, f"commit offsets of task {t.partition}")
+                               for t in list(self.tasks.values()) if t.status == "running"))
+        await asyncio.gather(*(self._guard(self._close_task(t), 2.0, f"close task {t.partition}")
                                for t in list(self.tasks.values())))
         if self.consumer is not None:
-            await self._guard(self.consumer.stop(), 4.0, "leave the consumer group")
+            await self._guard(self.consumer.stop(), 3.0, "leave the consumer group")
         log.info("person stream stopped after %d input record(s)", self.processed)
 
     @staticmethod
@@ -184,9 +189,9 @@ class PersonStream(mode.Service):
         async with self._lock:
             for task in self.tasks.values():
                 if task.status == "running":
+                    await self._guard(self._commit_offsets(task), 3.0, f"commit offsets of task {task.partition}")
                     task.status = "suspended"
                 task.group.clear()
-            await self._guard(self._commit_offsets(force=True), 3.0, "commit offsets on revoke")
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         """After a rebalance: close tasks not kept, resume kept ones where their state says, restore new ones."""
@@ -325,8 +330,13 @@ class PersonStream(mode.Service):
     async def _iteration(self) -> None:
         consumer = self.consumer
         assert consumer is not None
-        data = await consumer.getmany(timeout_ms=self.options.poll_ms, max_records=self.options.batch_max * 4)
+        # Wait for records only when nothing is left to apply; otherwise take what is there and go on.
+        wait = 0 if self._worked else self.options.poll_ms
+        data = await consumer.getmany(timeout_ms=wait, max_records=self.options.batch_max * 4)
         now = time.time()
+        # Positions are read outside the lock: during a rebalance aiokafka's position() waits for the new
+        # assignment, which waits for on_partitions_revoked, which waits for the lock.
+        caught_up = {p: await self._caught_up(t) for p, t in list(self.tasks.items()) if t.status == "running"}
         async with self._lock:
             fetched = 0
             store = self.logic.schema_store
@@ -339,19 +349,45 @@ class PersonStream(mode.Service):
                 fetched += len(msgs)
                 if self.metrics is not None:
                     self.metrics.events_consumed.labels(topic=tp.topic).inc(len(msgs))
-            for task in self.tasks.values():
-                if task.status == "running":
-                    await self._mark_caught_up(task)
+            for p, flags in caught_up.items():
+                task = self.tasks.get(p)
+                if task is not None and task.status == "running":
+                    for topic, flag in flags.items():
+                        task.group.mark(topic, flag)
+                    for topic in task.group.queues:
+                        if topic not in flags:
+                            task.group.mark(topic, False)  # it has records: not caught up, and it cannot hold
                     self._throttle(task)
-            worked = await self._process_ready(now)
+            worked = self._worked = await self._process_ready(now)
             await self._tick(now)
         self._rate(now)
-        if time.monotonic() - self._last_commit >= self.options.commit_interval:
-            await self._commit_offsets()
         if time.monotonic() - self._last_reap >= self.options.reap_interval:
             await self._reap()
         if not fetched and not worked and all(t.group.idle() for t in self.tasks.values() if t.status == "running"):
+            async with self._lock:
+                for task in self.tasks.values():
+                    if task.status == "running":
+                        await self._commit_offsets(task)
             await self._idle()
+
+    async def _caught_up(self, task: _Task) -> dict[str, bool]:
+        """Per input topic of the task: has the consumer reached the end (last stable offset) of it?"""
+        consumer = self.consumer
+        assert consumer is not None
+        flags: dict[str, bool] = {}
+        assigned = consumer.assignment()
+        for tp in task.tps:
+            if task.group.buffered(tp.topic):
+                continue  # only an empty queue can hold the merge: its flag is all that matters
+            end = consumer.last_stable_offset(tp)
+            if end is None:
+                end = consumer.highwater(tp)
+            try:
+                flags[tp.topic] = (end is not None and tp in assigned
+                                   and await asyncio.wait_for(consumer.position(tp), 0.2) >= end)
+            except Exception:  # repositioning (a rebalance): not caught up
+                flags[tp.topic] = False
+        return flags
 
     def _throttle(self, task: _Task) -> None:
         """Backpressure: stop fetching a topic-partition whose queue is long, resume it once drained."""
@@ -378,15 +414,6 @@ class PersonStream(mode.Service):
                 self.metrics.processor_events_per_second.set((self.processed - n0) / (now - t0))
             self._rate_mark = (now, self.processed)
 
-    async def _mark_caught_up(self, task: _Task) -> None:
-        consumer = self.consumer
-        assert consumer is not None
-        for tp in task.tps:
-            end = consumer.last_stable_offset(tp)
-            if end is None:
-                end = consumer.highwater(tp)
-            task.group.mark(tp.topic, end is not None and await consumer.position(tp) >= end)
-
     async def _idle(self) -> None:
         """Everything applied and caught up: pause fetching briefly instead of spinning.
 
@@ -410,12 +437,14 @@ class PersonStream(mode.Service):
         for task in self.tasks.values():
             if task.status != "running" or task.state is None:
                 continue
-            records = task.group.pop_ready(self.options.batch_max)
-            if records:
-                started = time.perf_counter()
-                result = self.logic.process(task.state, records, now)
-                self._observe_batch(len(records), time.perf_counter() - started)
-                work.append((task, len(records), result))
+            state = task.state
+            started = time.perf_counter()
+            result = self.logic.process(
+                state, task.group.drain(self.options.batch_max, lambda r, s=state: self.logic.drop_duplicate(s, r)),
+                now)
+            if result.applied or result.state:
+                self._observe_batch(result.applied, time.perf_counter() - started)
+                work.append((task, result.applied, result))
         if not work:
             return False
         done = await asyncio.gather(*(self._commit(task, result) for task, _, result in work))
@@ -439,12 +468,27 @@ class PersonStream(mode.Service):
 
     # -- transactions ------------------------------------------------------------------------------
 
-    async def _commit(self, task: _Task, result: BatchResult) -> bool:
-        """One transaction: the batch's outputs and the task's state changes. False when it failed."""
-        if not result.outputs and not result.state:
+    async def _commit(self, task: _Task, result: BatchResult | None, offsets: bool = False) -> bool:
+        """One transaction: the batch's outputs and the task's state changes. False when it failed.
+
+        The group's committed offsets ride along (``TxnOffsetCommit``) at most once per ``commit_interval``,
+        and whenever the task has nothing more buffered: they serve lag monitoring only (the task's
+        positions come from its state). Why not ``consumer.commit()``: noida-db answers a commit made
+        during a rebalance with ILLEGAL_GENERATION, on which aiokafka rejoins under a new member id and the
+        old one stays in the group for ever (the rejoin-every-10-s loop once seen here).
+        """
+        if result is not None and not result.outputs and not result.state and not offsets:
             return True
+        now = time.monotonic()
+        if task.state is not None and (offsets or now - task.last_offsets_commit >= self.options.commit_interval
+                                       or task.group.buffered() == 0):
+            offsets = task.state.offsets != task.committed
         try:
-            await asyncio.wait_for(self._transaction(task, result), timeout=self.options.txn_timeout)
+            await asyncio.wait_for(self._transaction(task, result, offsets), timeout=self.options.txn_timeout)
+            if offsets and task.state is not None:
+                task.committed = dict(task.state.offsets)
+                task.last_offsets_commit = now
+                self._publish_lag(task)
             return True
         except asyncio.CancelledError:
             raise
@@ -452,9 +496,9 @@ class PersonStream(mode.Service):
             await self._failed(task, exc, "commit")
             return False
 
-    async def _transaction(self, task: _Task, result: BatchResult) -> None:
+    async def _transaction(self, task: _Task, result: BatchResult | None, offsets: bool) -> None:
         producer = task.producer
-        assert producer is not None
+        assert producer is not None and task.state is not None
         await producer.begin_transaction()
         try:
             futures: list[Any] = []
@@ -472,14 +516,19 @@ class PersonStream(mode.Service):
                     builder.append(timestamp=None, key=key, value=value, headers=headers or [])
 
             n = self.options.partitions
-            for topic, key, value, headers in result.outputs:
-                await add(topic, partition_for(key, n) if key is not None else task.partition, key, value, headers)
-            for key, value in result.state.items():
-                await add(self.state_topic, task.partition, key, value, None)
+            if result is not None:
+                for topic, key, value, headers in result.outputs:
+                    await add(topic, partition_for(key, n) if key is not None else task.partition, key, value,
+                              headers)
+                for key, value in result.state.items():
+                    await add(self.state_topic, task.partition, key, value, None)
             for (topic, partition), builder in builders.items():
                 builder.close()
                 futures.append(await producer.send_batch(builder, topic, partition=partition))
             await asyncio.gather(*futures)
+            if offsets:
+                await producer.send_offsets_to_transaction(
+                    {TopicPartition(t, task.partition): o for t, o in task.state.offsets.items()}, self.options.app_id)
             await producer.commit_transaction()
         except BaseException:
             with contextlib.suppress(Exception):  # the restore's new producer aborts it anyway
@@ -520,36 +569,24 @@ class PersonStream(mode.Service):
 
     # -- bookkeeping -----------------------------------------------------------------------------
 
-    async def _commit_offsets(self, force: bool = False) -> None:
-        """Commit each running task's applied offsets to the group: only so that lag can be measured."""
-        consumer = self.consumer
-        if consumer is None:
-            return
-        self._last_commit = time.monotonic()
-        offsets = {tp: t.state.offsets[tp.topic] for t in self.tasks.values()
-                   if t.state is not None and t.status in ("running", "suspended") for tp in t.tps
-                   if tp.topic in t.state.offsets}
-        if not offsets:
-            return
-        try:
-            await consumer.commit(offsets)
-        except Exception as exc:  # a rebalance in progress: the next commit will do
-            log.debug("offset commit skipped: %r", exc)
-        self._publish_lag()
+    async def _commit_offsets(self, task: _Task) -> None:
+        """Commit the task's applied input offsets to the group, alone in a transaction, if they moved."""
+        if task.state is not None and task.producer is not None and task.state.offsets != task.committed:
+            await self._commit(task, None, offsets=True)
 
-    def _publish_lag(self) -> None:
+    def _publish_lag(self, task: _Task) -> None:
+        """``hub_consumer_lag``: end offsets the consumer saw minus the offsets just committed."""
         consumer = self.consumer
         if consumer is None or self.metrics is None:
             return
-        lag: dict[str, int] = {}
-        for task in self.tasks.values():
-            if task.state is None:
-                continue
-            for tp in task.tps:
-                end = consumer.highwater(tp)
-                if end is not None:
-                    lag[tp.topic] = lag.get(tp.topic, 0) + max(end - task.state.offsets.get(tp.topic, 0), 0)
-        for topic, n in lag.items():
+        for tp in task.tps:
+            end = consumer.highwater(tp)
+            if end is not None:
+                self.lag[tp] = max(end - task.committed.get(tp.topic, 0), 0)
+        totals: dict[str, int] = {}
+        for tp, n in self.lag.items():
+            totals[tp.topic] = totals.get(tp.topic, 0) + n
+        for topic, n in totals.items():
             self.metrics.consumer_lag.labels(topic=topic).set(n)
 
     async def _reap(self) -> None:
