@@ -446,25 +446,27 @@ def connect(settings: Settings, *, start_timeout: float = 30.0) -> BrokerHandle:
     return BrokerHandle(",".join(settings.bootstrap_servers()))
 
 
-def _admin(bootstrap: str, client_id: str, settings: Settings | None = None) -> object:
+def _admin(bootstrap: str, client_id: str, settings: Settings | None = None, timeout_ms: int = 30000) -> object:
     from kafka import KafkaAdminClient
 
     from hub.clients import kafka_python_options
 
     try:
         return KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id=client_id,
-                                request_timeout_ms=30000, **kafka_python_options(settings))
+                                request_timeout_ms=timeout_ms, bootstrap_timeout_ms=timeout_ms,
+                                **kafka_python_options(settings))
     except Exception as exc:  # kafka-python raises NoBrokersAvailable and friends
         raise BrokerError(f"cannot reach the Kafka broker at {bootstrap}: {exc}") from exc
 
 
 @contextlib.contextmanager
-def admin_client(bootstrap: str, client_id: str = "hub-admin", settings: Settings | None = None) -> Iterator[object]:
+def admin_client(bootstrap: str, client_id: str = "hub-admin", settings: Settings | None = None, *,
+                 timeout_ms: int = 30000) -> Iterator[object]:
     """A kafka-python admin client with the hub's security options (hub.clients), always closed.
 
     Closed on every path: an open socket is a ResourceWarning, and warnings fail the tests.
     """
-    admin = _admin(bootstrap, client_id, settings)
+    admin = _admin(bootstrap, client_id, settings, timeout_ms)
     try:
         yield admin
     finally:

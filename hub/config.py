@@ -50,7 +50,7 @@ NOT_SETTINGS: Mapping[str, str] = {
 """``HUB_*`` variables that are read, but not as hub settings: name → where they are read.
 
 Why a list and not a pattern: the point of refusing unknown ``HUB_*`` names is to catch a typo
-(``HUB_KAFKA_SASL_PASWORD``); a pattern such as ``HUB_TOKEN_*`` would let typos of it through. A
+(a misspelt ``HUB_KAFKA_SASL_PASSWORD``); a pattern such as ``HUB_TOKEN_*`` would let typos of it through. A
 department's own connector config should reference variables without the ``HUB_`` prefix (e.g.
 ``${HIS_DB_URL}``), or add its name here. ``tests/unit/test_config.py`` checks this list against
 every ``${HUB_…}`` in the example configs and every ``HUB_…`` the code reads."""

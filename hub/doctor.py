@@ -127,10 +127,8 @@ def _reachable(bootstrap: str, s: Settings) -> tuple[Check, dict[int, tuple[int,
 def _reachable_secured(bootstrap: str, s: Settings) -> tuple[Check, dict[int, tuple[int, int]]]:
     t0 = time.monotonic()
     try:
-        with admin_client(bootstrap, "hub-doctor", s) as admin:
-            client = admin._client  # type: ignore[attr-defined]
-            node = client.least_loaded_node()
-            apis = dict(client.get_api_versions(node) or {})
+        with admin_client(bootstrap, "hub-doctor", s, timeout_ms=10_000) as admin:
+            apis = {int(k): tuple(v) for k, v in admin.api_versions().items()}  # type: ignore[attr-defined]
     except Exception as exc:
         return Check("broker reachable", False, f"{bootstrap} ({s.kafka_security_protocol}): {exc}",
                      hint="check HUB_BROKER, the TLS CA (HUB_KAFKA_SSL_CAFILE) and the SASL user and password "
