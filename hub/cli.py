@@ -158,12 +158,22 @@ def connector_run(
     bootstrap: str = typer.Option("", help="host:port of the broker (default: HUB_BROKER)"),
     once: bool = typer.Option(False, help="process what is there now, then stop"),
 ) -> None:
-    """Run a connector until Ctrl-C (offsets are kept; a restart resumes)."""
+    """Run a connector until Ctrl-C (offsets are kept; a restart resumes). Serves /metrics on HUB_METRICS_PORT."""
     from connectors.cli import connector_run as run
+    from connectors.sdk.loader import load_config
     from hub.config import get_settings
+    from hub.metrics import connector_metrics
 
-    servers = bootstrap or ",".join(get_settings().bootstrap_servers())
-    raise typer.Exit(run(str(config), servers, sys.stdout, sys.stderr, once=once))
+    settings = get_settings()
+    servers = bootstrap or ",".join(settings.bootstrap_servers())
+    try:
+        cls, cfg = load_config(config)
+    except Exception:  # an invalid config: the run reports it with its key, and exits 2
+        raise typer.Exit(run(str(config), servers, sys.stdout, sys.stderr, once=once)) from None
+    with connector_metrics(cfg.name, cls.kind, serve=cfg.metrics_port is None, host=settings.metrics_host,
+                           port=settings.metrics_port, out=sys.stdout):
+        code = run(str(config), servers, sys.stdout, sys.stderr, once=once)
+    raise typer.Exit(code)
 
 
 @connector_app.command("new")
