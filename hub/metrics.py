@@ -190,7 +190,6 @@ METRIC_CATALOGUE: list[MetricSpec] = [
     _p("process_cpu_seconds_total", "counter", "CPU seconds used by the process (prometheus_client)."),
     _p("process_start_time_seconds", "gauge",
        "Start of the process, Unix seconds (prometheus_client); changes() of it counts restarts."),
-    _p("process_open_fds", "gauge", "Open file descriptors of the process (prometheus_client)."),
 ]
 
 CATALOGUE_BY_NAME: dict[str, MetricSpec] = {m.name: m for m in METRIC_CATALOGUE}
