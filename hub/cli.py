@@ -129,11 +129,21 @@ def schemas_list() -> None:
 
 
 @schemas_app.command("check")
-def schemas_check() -> None:
-    """Check every changed .avsc is backward compatible with its last committed version."""
+def schemas_check(
+    against: str = typer.Option("", help="a released version or a git revision (default: the last release)"),
+) -> None:
+    """Check every .avsc still reads data written with the last release's schemas (schemas/released/)."""
     from hub.schemacheck import schemas_command
 
-    raise typer.Exit(schemas_command("check", sys.stdout, sys.stderr))
+    raise typer.Exit(schemas_command("check", sys.stdout, sys.stderr, base_rev=against or None))
+
+
+@schemas_app.command("release")
+def schemas_release(version: str = typer.Argument(..., help="the version being released, e.g. 0.2.0")) -> None:
+    """Snapshot the schemas as released in VERSION (schemas/released/VERSION.json), after checking them."""
+    from hub.schemacheck import schemas_command
+
+    raise typer.Exit(schemas_command("release", sys.stdout, sys.stderr, version=version))
 
 
 @connector_app.command("list")
