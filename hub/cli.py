@@ -65,10 +65,19 @@ def api(
     host: str = typer.Option("127.0.0.1", help="listen address (0.0.0.0 only behind a TLS proxy)"),
     port: int | None = typer.Option(None, help="port (default: HUB_API_PORT, 8080; 0 = any free port)"),
 ) -> None:
-    """Serve the hospital counter API against HUB_BROKER: admissions and discharges answered in the request."""
-    from hub.api import serve_api_command
+    """Serve the hospital counter API against HUB_BROKER: admissions and discharges answered in the request.
 
-    raise typer.Exit(serve_api_command(host, port))
+    Also serves /metrics on HUB_METRICS_PORT (every hub process does: the API's request outcomes and its
+    process health are scraped like a connector's)."""
+    from hub.api import serve_api_command
+    from hub.config import get_settings
+    from hub.metrics import connector_metrics
+
+    settings = get_settings()
+    with connector_metrics("counter-api", "source", serve=True, host=settings.metrics_host,
+                           port=settings.metrics_port, out=sys.stdout):
+        code = serve_api_command(host, port)
+    raise typer.Exit(code)
 
 
 @app.command()
