@@ -240,16 +240,19 @@ class CounterBridge:
         """Connect, and stand at the end of every tailed partition before any request is accepted."""
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+        from hub.clients import ACKS, aiokafka_options
         from hub.errors import BrokerError
 
         servers = self.bootstrap.split(",")
         try:
             self._producer = AIOKafkaProducer(bootstrap_servers=servers, client_id="hub-counter-api",
-                                              acks="all", enable_idempotence=True)
+                                              acks=ACKS, enable_idempotence=True, **aiokafka_options())
             await self._producer.start()
+            # read_committed: the worker writes its outputs in transactions; an aborted one is no answer
             self._consumer = AIOKafkaConsumer(bootstrap_servers=servers, client_id="hub-counter-api",
-                                              group_id=None, enable_auto_commit=False,
-                                              auto_offset_reset="latest", fetch_max_wait_ms=self.fetch_max_wait_ms)
+                                              group_id=None, enable_auto_commit=False, isolation_level="read_committed",
+                                              auto_offset_reset="latest", fetch_max_wait_ms=self.fetch_max_wait_ms,
+                                              **aiokafka_options())
             await self._consumer.start()
             known = await self._consumer.topics()
             missing = [t for t in TAILED if t not in known]

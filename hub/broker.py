@@ -28,6 +28,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -445,20 +446,27 @@ def connect(settings: Settings, *, start_timeout: float = 30.0) -> BrokerHandle:
     return BrokerHandle(",".join(settings.bootstrap_servers()))
 
 
-def _admin(bootstrap: str, client_id: str) -> object:
+def _admin(bootstrap: str, client_id: str, settings: Settings | None = None, timeout_ms: int = 30000) -> object:
     from kafka import KafkaAdminClient
+
+    from hub.clients import kafka_python_options
 
     try:
         return KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id=client_id,
-                                request_timeout_ms=30000)
+                                request_timeout_ms=timeout_ms, bootstrap_timeout_ms=timeout_ms,
+                                **kafka_python_options(settings))
     except Exception as exc:  # kafka-python raises NoBrokersAvailable and friends
         raise BrokerError(f"cannot reach the Kafka broker at {bootstrap}: {exc}") from exc
 
 
 @contextlib.contextmanager
-def admin_client(bootstrap: str, client_id: str = "hub-admin") -> Iterator[object]:
-    """A kafka-python admin client, always closed (an open socket is a warning, and warnings fail tests)."""
-    admin = _admin(bootstrap, client_id)
+def admin_client(bootstrap: str, client_id: str = "hub-admin", settings: Settings | None = None, *,
+                 timeout_ms: int = 30000) -> Iterator[object]:
+    """A kafka-python admin client with the hub's security options (hub.clients), always closed.
+
+    Closed on every path: an open socket is a ResourceWarning, and warnings fail the tests.
+    """
+    admin = _admin(bootstrap, client_id, settings, timeout_ms)
     try:
         yield admin
     finally:
@@ -487,41 +495,79 @@ def wrong_partitions_message(name: str, found: int, expected: int, data_dir: Pat
     )
 
 
+def kafka_reason(exc: BaseException) -> str:
+    """The broker's own words from a kafka-python error (its ``error_message``), not the whole request."""
+    found = re.search(r"error_message='([^']*)'", str(exc))
+    return f"{type(exc).__name__}: {found.group(1)}" if found else f"{type(exc).__name__}: {exc}"
+
+
+def cluster_size(admin: object) -> int:
+    """Brokers in the cluster, from the metadata the admin client fetched when it connected.
+
+    Not DescribeCluster (kafka-python 3.0.12 fails on noida-db's v0 of it), not a raw Metadata request
+    (that would bypass TLS/SASL): the client's own view of the cluster works on both.
+    """
+    return max(1, len(admin._client.cluster.brokers()))  # type: ignore[attr-defined]
+
+
+def topic_configs(t: Topic, min_insync_replicas: int) -> dict[str, str]:
+    """Broker config of a topic the hub creates: the catalogue's own, plus ``min.insync.replicas``."""
+    return {**t.config, "min.insync.replicas": str(min_insync_replicas)}
+
+
 def ensure_topics(
     bootstrap: str,
-    catalogue: Iterable[Topic] = DEFAULT_TOPICS,
+    catalogue: Iterable[Topic] | None = None,
     *,
+    settings: Settings | None = None,
     replication_factor: int | None = None,
+    min_insync_replicas: int | None = None,
     data_dir: Path | None = None,
 ) -> list[str]:
-    """Create every catalogue topic that is missing; check those present. Returns the names created.
+    """Create every topic the hub needs that is missing; check those present. Returns the names created.
 
-    Idempotent, so ``hub up`` calls it at every start. A topic present with the wrong partition count
-    raises :class:`BrokerError` (all such topics in one message): workers must not start on it, because
-    faust refuses mismatched co-partitioned topics and keys would land on other partitions.
-    ``replication_factor=None`` takes min(3, brokers in the cluster): 1 embedded, 3 in production.
+    ``catalogue`` defaults to :func:`hub.topics.hub_topics` of the configured app id: the catalogue, the
+    connectors' offsets, the worker's internal state topic and the probe's topic — all created here,
+    before any worker starts, with the same replication (nothing is left for a client to auto-create
+    with a broker default of one replica).
+
+    Replication comes from ``settings`` (``HUB_KAFKA_REPLICATION_FACTOR``/``…_MIN_INSYNC_REPLICAS``;
+    default min(3, brokers) and one fewer in sync: 1/1 embedded, 3/2 in production); the keyword
+    arguments override it. Idempotent, so ``hub up`` calls it at every start. A topic present with the
+    wrong partition count raises :class:`BrokerError` (all such topics in one message): workers must
+    not start on it, because keys would land on other partitions than their co-partitioned inputs.
     """
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    topics = list(catalogue)
-    with admin_client(bootstrap, "hub-ensure-topics") as admin:
-        if replication_factor is None:
-            # Metadata v0, not DescribeCluster: kafka-python 3.0.12 fails on noida-db's DescribeCluster v0
-            replication_factor = max(1, min(3, metadata_brokers(bootstrap.split(",")[0])))
+    from hub.config import get_settings
+    from hub.topics import hub_topics
+
+    s = settings if settings is not None else get_settings()
+    topics = list(catalogue) if catalogue is not None else list(hub_topics(s.app_id))
+    with admin_client(bootstrap, "hub-ensure-topics", s) as admin:
+        if replication_factor is None or min_insync_replicas is None:
+            rf, isr = s.replication(cluster_size(admin))
+            replication_factor = replication_factor or rf
+            min_insync_replicas = min_insync_replicas or min(isr, replication_factor)
         existing = set(admin.list_topics())  # type: ignore[attr-defined]
         missing = [t for t in topics if t.name not in existing]
         created: list[str] = []
         for t in missing:
-            config = dict(t.config)
-            if replication_factor >= 3:
-                config.setdefault("min.insync.replicas", "2")
             try:
-                admin.create_topics(  # type: ignore[attr-defined]
-                    [NewTopic(t.name, t.partitions, replication_factor, topic_configs=config)])
+                admin.create_topics([NewTopic(  # type: ignore[attr-defined]
+                    t.name, t.partitions, replication_factor,
+                    topic_configs=topic_configs(t, min_insync_replicas))])
                 created.append(t.name)
             except TopicAlreadyExistsError:  # another process created it meanwhile; checked below
                 pass
+            except Exception as exc:  # InvalidReplicationFactor, TopicAuthorizationFailed, …
+                raise BrokerError(
+                    f"cannot create topic {t.name} ({t.partitions} partitions, replication factor "
+                    f"{replication_factor}, min.insync.replicas {min_insync_replicas}): {kafka_reason(exc)}. "
+                    "Check HUB_KAFKA_REPLICATION_FACTOR against the cluster's brokers, and that this user may "
+                    "create topics (in production the topics come from deploy/k8s/topics.yaml instead)"
+                ) from exc
         counts = partition_counts(admin, [t.name for t in topics])
     problems = [
         wrong_partitions_message(t.name, counts[t.name], t.partitions, data_dir)
@@ -533,7 +579,8 @@ def ensure_topics(
     if problems:
         raise BrokerError("\n".join(problems))
     if created:
-        log.info("created %d topic(s): %s", len(created), ", ".join(created))
+        log.info("created %d topic(s) with replication factor %d, min.insync.replicas %d: %s", len(created),
+                 replication_factor, min_insync_replicas, ", ".join(created))
     return created
 
 
@@ -549,7 +596,7 @@ def evict_group_members(bootstrap: str, group_id: str) -> list[str]:
     """
     from kafka.admin import MemberToRemove
 
-    with admin_client(bootstrap, "hub-evict") as admin:
+    with admin_client(bootstrap, "hub-evict") as admin:  # embedded brokers only: PLAINTEXT
         described = admin.describe_groups([group_id]).get(group_id) or {}  # type: ignore[attr-defined]
         members = [m["member_id"] for m in described.get("members") or []]
         if members:

@@ -65,10 +65,19 @@ def api(
     host: str = typer.Option("127.0.0.1", help="listen address (0.0.0.0 only behind a TLS proxy)"),
     port: int | None = typer.Option(None, help="port (default: HUB_API_PORT, 8080; 0 = any free port)"),
 ) -> None:
-    """Serve the hospital counter API against HUB_BROKER: admissions and discharges answered in the request."""
-    from hub.api import serve_api_command
+    """Serve the hospital counter API against HUB_BROKER: admissions and discharges answered in the request.
 
-    raise typer.Exit(serve_api_command(host, port))
+    Also serves /metrics on HUB_METRICS_PORT (every hub process does: the API's request outcomes and its
+    process health are scraped like a connector's)."""
+    from hub.api import serve_api_command
+    from hub.config import get_settings
+    from hub.metrics import connector_metrics
+
+    settings = get_settings()
+    with connector_metrics("counter-api", "source", serve=True, host=settings.metrics_host,
+                           port=settings.metrics_port, out=sys.stdout):
+        code = serve_api_command(host, port)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -135,11 +144,21 @@ def schemas_list() -> None:
 
 
 @schemas_app.command("check")
-def schemas_check() -> None:
-    """Check every changed .avsc is backward compatible with its last committed version."""
+def schemas_check(
+    against: str = typer.Option("", help="a released version or a git revision (default: the last release)"),
+) -> None:
+    """Check every .avsc still reads data written with the last release's schemas (schemas/released/)."""
     from hub.schemacheck import schemas_command
 
-    raise typer.Exit(schemas_command("check", sys.stdout, sys.stderr))
+    raise typer.Exit(schemas_command("check", sys.stdout, sys.stderr, base_rev=against or None))
+
+
+@schemas_app.command("release")
+def schemas_release(version: str = typer.Argument(..., help="the version being released, e.g. 0.2.0")) -> None:
+    """Snapshot the schemas as released in VERSION (schemas/released/VERSION.json), after checking them."""
+    from hub.schemacheck import schemas_command
+
+    raise typer.Exit(schemas_command("release", sys.stdout, sys.stderr, version=version))
 
 
 @connector_app.command("list")
@@ -164,12 +183,22 @@ def connector_run(
     bootstrap: str = typer.Option("", help="host:port of the broker (default: HUB_BROKER)"),
     once: bool = typer.Option(False, help="process what is there now, then stop"),
 ) -> None:
-    """Run a connector until Ctrl-C (offsets are kept; a restart resumes)."""
+    """Run a connector until Ctrl-C (offsets are kept; a restart resumes). Serves /metrics on HUB_METRICS_PORT."""
     from connectors.cli import connector_run as run
+    from connectors.sdk.loader import load_config
     from hub.config import get_settings
+    from hub.metrics import connector_metrics
 
-    servers = bootstrap or ",".join(get_settings().bootstrap_servers())
-    raise typer.Exit(run(str(config), servers, sys.stdout, sys.stderr, once=once))
+    settings = get_settings()
+    servers = bootstrap or ",".join(settings.bootstrap_servers())
+    try:
+        cls, cfg = load_config(config)
+    except Exception:  # an invalid config: the run reports it with its key, and exits 2
+        raise typer.Exit(run(str(config), servers, sys.stdout, sys.stderr, once=once)) from None
+    with connector_metrics(cfg.name, cls.kind, serve=cfg.metrics_port is None, host=settings.metrics_host,
+                           port=settings.metrics_port, out=sys.stdout):
+        code = run(str(config), servers, sys.stdout, sys.stderr, once=once)
+    raise typer.Exit(code)
 
 
 @connector_app.command("new")

@@ -3,25 +3,78 @@
 Why one place: the worker's consumer and producers, ``hub doctor``, ``hub replay``, the counter API and
 every connector talk to the same cluster with the same security settings (TLS, SASL/SCRAM in
 production). A client built without these options works against the embedded broker and fails only in
-production, so every client is built with them.
+production, so every client is built with them::
 
-Today this returns the plaintext defaults; TLS and SASL settings (``HUB_KAFKA_*``) are added here.
+    KafkaProducer(bootstrap_servers=servers, acks=ACKS, **kafka_python_options(settings))
+    AIOKafkaConsumer(*topics, bootstrap_servers=servers, **aiokafka_options(settings))
+
+Only *security* lives here (protocol, SASL, TLS): what a client does (acks, idempotence, groups) stays
+with the code that knows why. The settings are ``HUB_KAFKA_*`` (hub/config.py); an embedded broker is
+always PLAINTEXT, which Settings enforces.
 """
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from hub.config import Settings, get_settings
 
+ACKS = "all"
+"""acks of every hub producer: idempotent and transactional producers need it, and with
+``min.insync.replicas`` (hub.config.Settings.replication) it is what makes a settlement durable."""
+
+
+def _settings(settings: Settings | None) -> Settings:
+    return settings if settings is not None else get_settings()
+
+
+def _uses_tls(s: Settings) -> bool:
+    return s.kafka_security_protocol in ("SSL", "SASL_SSL")
+
+
+def _sasl(s: Settings) -> dict[str, Any]:
+    if not s.kafka_security_protocol.startswith("SASL_"):
+        return {}
+    password = s.kafka_sasl_password.get_secret_value() if s.kafka_sasl_password is not None else None
+    return {"sasl_mechanism": s.kafka_sasl_mechanism, "sasl_plain_username": s.kafka_sasl_username,
+            "sasl_plain_password": password}
+
+
+def ssl_context(settings: Settings | None = None) -> ssl.SSLContext:
+    """A client TLS context from ``HUB_KAFKA_SSL_*``: the cluster CA (or the system's), optional client cert.
+
+    Built here, not by each library, so aiokafka and kafka-python verify the broker the same way:
+    certificate chain always, host name unless ``HUB_KAFKA_SSL_CHECK_HOSTNAME=false``.
+    """
+    s = _settings(settings)
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
+                                     cafile=str(s.kafka_ssl_cafile) if s.kafka_ssl_cafile else None)
+    ctx.check_hostname = s.kafka_ssl_check_hostname
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    if s.kafka_ssl_certfile is not None:
+        password = s.kafka_ssl_password.get_secret_value() if s.kafka_ssl_password is not None else None
+        ctx.load_cert_chain(str(s.kafka_ssl_certfile), str(s.kafka_ssl_keyfile), password=password)
+    return ctx
+
 
 def aiokafka_options(settings: Settings | None = None) -> dict[str, Any]:
     """Keyword arguments for ``AIOKafkaConsumer``/``AIOKafkaProducer``/admin (security only)."""
-    _ = settings or get_settings()
-    return {}
+    s = _settings(settings)
+    options: dict[str, Any] = {"security_protocol": s.kafka_security_protocol, **_sasl(s)}
+    if _uses_tls(s):
+        options["ssl_context"] = ssl_context(s)
+    return options
 
 
 def kafka_python_options(settings: Settings | None = None) -> dict[str, Any]:
     """Keyword arguments for kafka-python's ``KafkaConsumer``/``KafkaProducer``/``KafkaAdminClient``."""
-    _ = settings or get_settings()
-    return {}
+    s = _settings(settings)
+    options: dict[str, Any] = {"security_protocol": s.kafka_security_protocol, **_sasl(s)}
+    if _uses_tls(s):
+        options["ssl_context"] = ssl_context(s)
+        options["ssl_check_hostname"] = s.kafka_ssl_check_hostname
+    return options
+
+
+__all__ = ["ACKS", "aiokafka_options", "kafka_python_options", "ssl_context"]

@@ -74,13 +74,18 @@ _TIMESTAMPS = frozenset({"timestamp-micros", "timestamp-millis"})
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
-_PACKAGE_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+_CHECKOUT_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+_INSTALLED_SCHEMAS = Path(__file__).resolve().parent / "schemas"
+"""Where the wheel puts the contract (setup.py copies schemas/ there): an installed hub has no checkout."""
 
 
 def default_schemas_dir() -> Path:
-    """``HUB_SCHEMAS_DIR`` when set, else the repository's ``schemas/`` next to the ``hub`` package."""
+    """``HUB_SCHEMAS_DIR`` when set, else the checkout's ``schemas/`` next to the ``hub`` package, else the
+    copy inside the installed package (``hub/schemas``, put there by the wheel build)."""
     env = os.environ.get("HUB_SCHEMAS_DIR")
-    return Path(env) if env else _PACKAGE_SCHEMAS
+    if env:
+        return Path(env)
+    return _CHECKOUT_SCHEMAS if _CHECKOUT_SCHEMAS.is_dir() else _INSTALLED_SCHEMAS
 
 
 def schema_id_for(canonical_form: str) -> int:
@@ -310,7 +315,7 @@ class SchemaStore:
 
 @lru_cache(maxsize=8)
 def _store_for(env_dir: str | None) -> SchemaStore:
-    return SchemaStore(Path(env_dir) if env_dir else _PACKAGE_SCHEMAS)
+    return SchemaStore(Path(env_dir) if env_dir else default_schemas_dir())
 
 
 def default_store() -> SchemaStore:

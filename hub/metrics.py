@@ -21,12 +21,13 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import metadata
-from typing import Literal
+from typing import Literal, TextIO
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -34,6 +35,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     disable_created_metrics,
     start_http_server,
 )
@@ -66,7 +68,9 @@ class MetricSpec:
     """One metric as dashboards and alerts see it.
 
     ``name`` is the exposed name (counters end in ``_total``); ``attr`` the attribute of
-    :class:`Metrics`; ``group`` the dashboard row it belongs to.
+    :class:`Metrics`; ``group`` the part of the hub it describes. ``source`` says who exports it:
+    ``hub`` (a :class:`Metrics` attribute the hub sets) or ``process`` (prometheus_client's process
+    collector, registered with every :class:`Metrics`: memory, CPU, start time of each process).
     """
 
     name: str
@@ -76,6 +80,7 @@ class MetricSpec:
     attr: str
     group: str
     buckets: tuple[float, ...] | None = None
+    source: Literal["hub", "process"] = "hub"
 
     @property
     def series(self) -> tuple[str, ...]:
@@ -114,6 +119,10 @@ def _h(name: str, help: str, attr: str, group: str, buckets: tuple[float, ...]) 
     return MetricSpec(name, "histogram", help, (), attr, group, buckets)
 
 
+def _p(name: str, type: MetricType, help: str) -> MetricSpec:
+    return MetricSpec(name, type, help, (), "", "process", source="process")
+
+
 METRIC_CATALOGUE: list[MetricSpec] = [
     _c("hub_events_consumed_total", "Records consumed by the hub's processors, per topic.",
        ("topic",), "events_consumed", "pipeline"),
@@ -121,12 +130,16 @@ METRIC_CATALOGUE: list[MetricSpec] = [
        ("topic",), "events_produced", "pipeline"),
     _c("hub_dead_letters_total", "Records sent to hub.dead-letters.v1, per source and reason.",
        ("source", "reason"), "dead_letters", "pipeline"),
+    _c("hub_inputs_duplicate_total",
+       "Re-sent inputs dropped because their event id was already applied (policy-spec §8), per topic.",
+       ("topic",), "inputs_duplicate", "pipeline"),
     _c("hub_settlements_total",
        "One-stop settlements (一站式结算) produced, per insured region and kind "
        "(settled|reversal|redelivery).",
        ("region", "kind"), "settlements", "settlement"),
     _h("hub_settlement_latency_seconds",
-       "Seconds from the discharge request (occurred_at, else receipt) to its settlement being produced.",
+       "Seconds from the discharge's event time (occurred_at: the cashier's request) to its settlement "
+       "being produced, wall clock; observed for new settlements only.",
        "settlement_latency", "settlement", LATENCY_BUCKETS),
     _c("hub_settlement_amount_fen_total",
        "Fen paid per fund by settled discharges (gross: reversals are counted in hub_settlements_total "
@@ -134,6 +147,13 @@ METRIC_CATALOGUE: list[MetricSpec] = [
        ("fund",), "settlement_amount", "settlement"),
     _c("hub_deposit_decisions_total", "Deposit-waiver decisions (先诊疗后付费) at admission, per reason.",
        ("reason",), "deposit_decisions", "settlement"),
+    _c("hub_policy_fallback_total",
+       "Settlements and decisions for which the nearest policy stood in because no policy of the region "
+       "covers the date, per region.",
+       ("region",), "policy_fallback", "settlement"),
+    _g("hub_policy_days_left",
+       "Days until the home region's policy in force ends (negative once it has ended).",
+       ("region",), "policy_days_left", "settlement"),
     _c("hub_risk_flags_total",
        "Risk-flag state transitions (防止因病返贫致贫监测预警), per flag, state and region.",
        ("flag", "state", "region"), "risk_flags", "risk"),
@@ -147,14 +167,29 @@ METRIC_CATALOGUE: list[MetricSpec] = [
        BATCH_SIZE_BUCKETS),
     _h("hub_batch_seconds", "Seconds a processor spent on one batch.", "batch_seconds", "pipeline",
        BATCH_SECONDS_BUCKETS),
-    _g("hub_consumer_lag", "Records not yet consumed by the hub, per topic (end offset − committed).",
-       ("topic",), "consumer_lag", "pipeline"),
-    _c("hub_connector_records_total", "Records handled by connectors, per connector and outcome.",
-       ("connector", "outcome"), "connector_records", "connectors"),
+    _g("hub_consumer_lag",
+       "Records not yet consumed by a consumer group, per group, topic and partition "
+       "(end offset − committed offset), reported by the worker that owns the partition.",
+       ("group", "topic", "partition"), "consumer_lag", "pipeline"),
     _g("hub_processor_events_per_second", "Events per second of this process's processors (last window).",
        (), "processor_events_per_second", "pipeline"),
+    _g("hub_state_restoring",
+       "1 while the task of this partition restores its state from the state topic, else 0.",
+       ("partition",), "state_restoring", "pipeline"),
+    _c("hub_state_restore_records_total", "State records read back while restoring, per partition.",
+       ("partition",), "state_restore_records", "pipeline"),
+    _c("hub_connector_records_total",
+       "Records handled by connectors and the counter API, per connector and outcome "
+       "(produced, rejected, delivered, dead_lettered, source_error, sink_error).",
+       ("connector", "outcome"), "connector_records", "connectors"),
+    _g("hub_connector_running", "1 while this process runs the connector (kind: source or sink).",
+       ("connector", "kind"), "connector_running", "connectors"),
     _g("hub_build_info", "Always 1; the label carries the running hub version.", ("version",),
        "build_info", "pipeline"),
+    _p("process_resident_memory_bytes", "gauge", "Resident memory of the process (prometheus_client)."),
+    _p("process_cpu_seconds_total", "counter", "CPU seconds used by the process (prometheus_client)."),
+    _p("process_start_time_seconds", "gauge",
+       "Start of the process, Unix seconds (prometheus_client); changes() of it counts restarts."),
 ]
 
 CATALOGUE_BY_NAME: dict[str, MetricSpec] = {m.name: m for m in METRIC_CATALOGUE}
@@ -199,15 +234,43 @@ class Metrics:
     batch_seconds: Histogram
     consumer_lag: Gauge
     connector_records: Counter
+    connector_running: Gauge
     processor_events_per_second: Gauge
+    state_restoring: Gauge
+    state_restore_records: Counter
+    inputs_duplicate: Counter
+    policy_fallback: Counter
+    policy_days_left: Gauge
     build_info: Gauge
 
-    def __init__(self, registry: CollectorRegistry | None = None, version: str | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, version: str | None = None, *,
+                 process: bool = True) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._lock = threading.Lock()
         for m in METRIC_CATALOGUE:
-            setattr(self, m.attr, _make(m, self.registry))
+            if m.source == "hub":
+                setattr(self, m.attr, _make(m, self.registry))
+        if process:
+            # memory, CPU, open files and start time of this process: restarts are
+            # changes(process_start_time_seconds[…]) and a leak is a rising resident memory.
+            ProcessCollector(registry=self.registry)
         self.build_info.labels(version=version or hub_version()).set(1)
+
+    def set_consumer_lag(self, group: str, lags: Mapping[tuple[str, int], int]) -> None:
+        """Replace ``group``'s lag series whole: ``{(topic, partition): end offset − committed}``.
+
+        Replacing is why this is a method: after a rebalance a worker must stop reporting the
+        partitions it no longer owns, or a stale value would keep a lag alert firing for ever.
+        """
+        with self._lock:
+            for labels in [lb for lb in _label_sets(self.consumer_lag) if lb[0] == group]:
+                self.consumer_lag.remove(*labels)
+            for (topic, partition), lag in lags.items():
+                self.consumer_lag.labels(group=group, topic=topic, partition=str(partition)).set(max(lag, 0))
+
+    def set_state_restoring(self, partition: int, restoring: bool) -> None:
+        """Mark the task of ``partition`` as restoring its state (1) or serving (0)."""
+        self.state_restoring.labels(partition=str(partition)).set(1 if restoring else 0)
 
     def record_settlement(
         self, region: str, kind: str, amounts: Mapping[str, int] | None = None,
@@ -252,6 +315,11 @@ def age_bucket(age: timedelta) -> str:
     return "gt_30d"
 
 
+def _label_sets(metric: Gauge) -> list[tuple[str, ...]]:
+    """Label values of every child of a labelled metric (prometheus_client keeps them in ``_metrics``)."""
+    return list(metric._metrics)  # type: ignore[attr-defined]
+
+
 def _make(m: MetricSpec, registry: CollectorRegistry) -> Counter | Gauge | Histogram:
     if m.type == "counter":
         return Counter(m.name, m.help, m.labels, registry=registry)
@@ -274,6 +342,44 @@ def start_exporter(
     return server, int(server.server_port)
 
 
+CONNECTOR_OUTCOMES: dict[str, tuple[str, ...]] = {
+    "source": ("produced", "rejected", "dead_lettered", "source_error"),
+    "sink": ("delivered", "dead_lettered", "sink_error"),
+}
+"""Outcomes of hub_connector_records_total a connector of each kind can report; all start at 0, so an
+error rate is 0 (not absent) on a healthy connector and the first error is an increase."""
+
+
+@contextlib.contextmanager
+def connector_metrics(name: str, kind: str, *, serve: bool, host: str, port: int, out: TextIO,
+                      metrics: Metrics | None = None) -> Iterator[None]:
+    """Around a connector process: say it runs (``hub_connector_running``), start its outcome series at 0,
+    and serve /metrics when ``serve`` (its config does not serve them itself).
+
+    Why by default: a connector process Prometheus cannot scrape is a target down and a connector nobody
+    sees fail. Served on ``port`` (HUB_METRICS_PORT), or a free port when that one is taken (e.g. beside
+    ``hub up``); the address is printed.
+    """
+    m = metrics if metrics is not None else METRICS
+    for outcome in CONNECTOR_OUTCOMES.get(kind, ()):
+        m.connector_records.labels(connector=name, outcome=outcome)
+    m.connector_running.labels(connector=name, kind=kind).set(1)
+    server = None
+    if serve:
+        try:
+            server, bound = start_exporter(host, port, m.registry)
+        except OSError:
+            server, bound = start_exporter(host, 0, m.registry)
+        out.write(f"metrics: http://{host}:{bound}/metrics\n")
+        out.flush()
+    try:
+        yield
+    finally:
+        m.connector_running.labels(connector=name, kind=kind).set(0)
+        if server is not None:
+            stop_exporter(server)
+
+
 def stop_exporter(server: WSGIServer) -> None:
     """Stop serving and release the socket (no ResourceWarning, the port is free again)."""
     server.shutdown()
@@ -287,6 +393,7 @@ METRICS = Metrics(REGISTRY)
 """The process-wide metrics on :data:`REGISTRY`."""
 
 __all__ = [
-    "FUNDS", "LATENCY_BUCKETS", "METRICS", "METRIC_CATALOGUE", "REFERRAL_AGES", "REGISTRY",
-    "SETTLEMENT_KINDS", "MetricSpec", "Metrics", "age_bucket", "spec", "start_exporter", "stop_exporter",
+    "CONNECTOR_OUTCOMES", "FUNDS", "LATENCY_BUCKETS", "METRICS", "METRIC_CATALOGUE", "REFERRAL_AGES", "REGISTRY",
+    "SETTLEMENT_KINDS", "MetricSpec", "Metrics", "age_bucket", "connector_metrics", "spec", "start_exporter",
+    "stop_exporter",
 ]

@@ -14,11 +14,18 @@ Schemas are compared by full name, each made standalone with the named types it 
 event that uses it; moving a file is not a change. A schema or folder not yet committed (or a
 repository without commits) has no baseline and is accepted. Removing a schema that exists at the
 base revision is a problem: its data is still on the topics.
+
+**Against the last release** (the default of ``hub schemas check``, what CI runs): comparing with ``HEAD``
+cannot fail on a clean checkout, where the working tree *is* ``HEAD``. So every release commits a
+snapshot of its schemas, ``schemas/released/<version>.json`` (``hub schemas release VERSION`` writes it,
+and refuses to overwrite one: a release is what is on the topics), and the check compares the working
+tree with the newest snapshot. A git revision can still be named (``--against HEAD~3``).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +40,8 @@ from hub.codec import SchemaEntry, SchemaStore, default_schemas_dir
 from hub.errors import SchemaError
 from hub.topics import CATALOGUE
 
-__all__ = ["Problem", "SchemaInfo", "list_schemas", "check_compatibility", "sample_records", "schemas_command"]
+__all__ = ["Problem", "SchemaInfo", "check_against_release", "check_compatibility", "list_schemas", "releases",
+           "sample_records", "schemas_command", "snapshot_release"]
 
 
 @dataclass(frozen=True)
@@ -197,15 +205,20 @@ def check_compatibility(base_rev: str = "HEAD", root: Path | str | None = None) 
     old_texts = _committed_texts(folder, base_rev)
     if not old_texts:
         return []
+    return _compare(old_texts, new_store, folder, base_rev)
+
+
+def _compare(old_texts: dict[str, str], new_store: SchemaStore, folder: Path, label: str) -> list[Problem]:
+    """Problems of ``new_store`` reading data written with the schemas of ``old_texts`` (``label`` names them)."""
     try:
-        old_store = SchemaStore.from_texts(old_texts, root=f"{base_rev}:{folder.name}")
+        old_store = SchemaStore.from_texts(old_texts, root=f"{label}:{folder.name}")
     except SchemaError as exc:
-        return [Problem("*", str(folder), f"the schemas at {base_rev} do not load, cannot compare: {exc}")]
+        return [Problem("*", str(folder), f"the schemas at {label} do not load, cannot compare: {exc}")]
     problems: list[Problem] = []
     new_names = set(new_store.names())
     for old in old_store.entries():
         if old.name not in new_names:
-            problems.append(Problem(old.name, old.path, f"removed or renamed since {base_rev}; data written "
+            problems.append(Problem(old.name, old.path, f"removed or renamed since {label}; data written "
                                     "with it is still on the topics (keep it, or retire the topic first)"))
             continue
         new = new_store.entry(old.name)
@@ -217,12 +230,79 @@ def check_compatibility(base_rev: str = "HEAD", root: Path | str | None = None) 
     return problems
 
 
+# ---------------------------------------------------------------- releases
+
+RELEASED = "released"
+"""Folder of release snapshots inside the schema folder (not .avsc: the codec does not load them)."""
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else 0 for part in version.replace("-", ".").split("."))
+
+
+def releases(root: Path | str | None = None) -> list[str]:
+    """Released versions with a snapshot in ``<schemas>/released/``, oldest first."""
+    folder = Path(root) if root is not None else default_schemas_dir()
+    return sorted((p.stem for p in (folder / RELEASED).glob("*.json")), key=_version_key)
+
+
+def release_texts(version: str, root: Path | str | None = None) -> dict[str, str]:
+    """``{relative path: .avsc text}`` of the schemas as released in ``version``."""
+    folder = Path(root) if root is not None else default_schemas_dir()
+    doc = json.loads((folder / RELEASED / f"{version}.json").read_text(encoding="utf-8"))
+    return dict(doc["schemas"])
+
+
+def check_against_release(version: str | None = None, root: Path | str | None = None) -> tuple[str | None,
+                                                                                               list[Problem]]:
+    """(the release compared with, problems of the working tree against it); (None, []) without releases."""
+    folder = Path(root).resolve() if root is not None else default_schemas_dir().resolve()
+    known = releases(folder)
+    if version is None:
+        if not known:
+            return None, []
+        version = known[-1]
+    elif version not in known:
+        raise SchemaError(f"no snapshot of release {version} in {folder / RELEASED}; known: {', '.join(known)}")
+    try:
+        new_store = SchemaStore(folder)
+    except SchemaError as exc:
+        return version, [Problem("*", str(folder), f"the schema folder does not load: {exc}")]
+    return version, _compare(release_texts(version, folder), new_store, folder, f"release {version}")
+
+
+def snapshot_release(version: str, root: Path | str | None = None) -> Path:
+    """Write ``<schemas>/released/<version>.json``: every .avsc of the folder as this release ships it.
+
+    Refuses an existing snapshot (a released contract is what is on the topics) and a folder that is not
+    compatible with the previous release.
+    """
+    folder = Path(root).resolve() if root is not None else default_schemas_dir().resolve()
+    target = folder / RELEASED / f"{version}.json"
+    if target.exists():
+        raise SchemaError(f"{target} exists: release {version} is already published and cannot change")
+    _previous, problems = check_against_release(None, folder)
+    if problems:
+        raise SchemaError("not compatible with the last release: " + "; ".join(str(p) for p in problems))
+    SchemaStore(folder)  # the folder loads
+    texts = {str(p.relative_to(folder)): p.read_text(encoding="utf-8")
+             for p in sorted(folder.rglob("*.avsc")) if RELEASED not in p.relative_to(folder).parts}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"version": version, "schemas": texts}, indent=1, ensure_ascii=False,
+                                 sort_keys=True) + "\n", encoding="utf-8")
+    return target
+
+
 # ---------------------------------------------------------------- command
 
 
-def schemas_command(action: str, out: TextIO, err: TextIO, *, base_rev: str = "HEAD",
-                    root: Path | str | None = None) -> int:
-    """``hub schemas list|check``: 0 when fine, 1 when a check finds problems, 2 on a usage/load error."""
+def schemas_command(action: str, out: TextIO, err: TextIO, *, base_rev: str | None = None,
+                    root: Path | str | None = None, version: str | None = None) -> int:
+    """``hub schemas list|check|release``: 0 when fine, 1 when a check finds problems, 2 on a usage/load error.
+
+    ``check`` compares with the newest release snapshot, or with ``base_rev``: a release version with a
+    snapshot, else a git revision. Without snapshots it falls back to ``HEAD``.
+    """
     if action == "list":
         try:
             infos = list_schemas(root)
@@ -235,17 +315,45 @@ def schemas_command(action: str, out: TextIO, err: TextIO, *, base_rev: str = "H
             out.write(f"{i.name:<{width}}  {i.schema_id:>10}  {i.topic or '-':<36}  {i.path}\n")
         return 0
     if action == "check":
-        problems = check_compatibility(base_rev, root)
-        if problems:
-            for p in problems:
-                err.write(f"incompatible: {p}\n")
-            err.write(f"hub schemas check: {len(problems)} problem(s) against {base_rev}\n")
+        return _check(out, err, base_rev, root)
+    if action == "release":
+        if not version:
+            err.write("hub schemas release: give the version being released, e.g. 0.2.0\n")
+            return 2
+        try:
+            path = snapshot_release(version, root)
+        except SchemaError as exc:
+            err.write(f"hub schemas release: {exc}\n")
             return 1
-        folder = Path(root).resolve() if root is not None else default_schemas_dir().resolve()
-        if not _committed_texts(folder, base_rev):
-            out.write(f"hub schemas check: no schemas committed at {base_rev}: nothing to be compatible with\n")
-        else:
-            out.write(f"hub schemas check: every schema can read data written with its {base_rev} version\n")
+        out.write(f"hub schemas release: wrote {path}; commit it with the release\n")
         return 0
-    err.write(f"hub schemas: unknown action {action!r}; use 'list' or 'check'\n")
+    err.write(f"hub schemas: unknown action {action!r}; use 'list', 'check' or 'release'\n")
     return 2
+
+
+def _check(out: TextIO, err: TextIO, base_rev: str | None, root: Path | str | None) -> int:
+    folder = Path(root).resolve() if root is not None else default_schemas_dir().resolve()
+    if base_rev is None or base_rev in releases(folder):
+        try:
+            label, problems = check_against_release(base_rev, folder)
+        except SchemaError as exc:
+            err.write(f"hub schemas check: {exc}\n")
+            return 2
+        if label is not None:
+            return _report(out, err, problems, f"release {label}", True)
+        base_rev = "HEAD"
+    problems = check_compatibility(base_rev, folder)
+    return _report(out, err, problems, base_rev, bool(_committed_texts(folder, base_rev)))
+
+
+def _report(out: TextIO, err: TextIO, problems: list[Problem], against: str, had_baseline: bool) -> int:
+    if problems:
+        for p in problems:
+            err.write(f"incompatible: {p}\n")
+        err.write(f"hub schemas check: {len(problems)} problem(s) against {against}\n")
+        return 1
+    if not had_baseline:
+        out.write(f"hub schemas check: no schemas committed at {against}: nothing to be compatible with\n")
+    else:
+        out.write(f"hub schemas check: every schema can read data written with its {against} version\n")
+    return 0

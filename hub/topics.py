@@ -112,6 +112,34 @@ def state_topic(app_id: str = APP_ID) -> Topic:
     return internal_topics(app_id)[0]
 
 
+PROBE_RETENTION_MS = 3600 * 1000
+
+
+def probe_topic(app_id: str = APP_ID) -> Topic:
+    """The conformance probe's topic (hub.doctor), pre-created like every other topic.
+
+    Why not a scratch topic per run: the worker runs the probe at every start, and a worker that may
+    create and delete topics is a worker that may delete settlements. The probe writes here instead
+    (acks=all, the configured replication), and one hour of retention keeps it small.
+    """
+    return Topic(f"{app_id}-probe", "", "probe run id", "conformance probe", partitions=2,
+                 retention_ms=PROBE_RETENTION_MS, doc="hub doctor / worker start-up probe records")
+
+
+def hub_topics(app_id: str = APP_ID) -> tuple[Topic, ...]:
+    """Every topic a deployment of the hub needs, created before any process starts.
+
+    The catalogue, the connectors' offsets, the worker's internal topics and the probe's topic: what
+    ``hub.broker.ensure_topics`` creates, ``hub doctor`` checks and deploy/ pre-creates in production.
+    """
+    return (*CATALOGUE, CONNECTOR_OFFSETS, *internal_topics(app_id), probe_topic(app_id))
+
+
+def transactional_ids(app_id: str = APP_ID) -> tuple[str, ...]:
+    """transactional.id of each task's producer (one per partition: zombie fencing per task)."""
+    return tuple(f"{app_id}-person-{p}" for p in range(PARTITIONS))
+
+
 def get(name: str) -> Topic:
     """The catalogue entry of ``name``; a clear error for a typo."""
     try:

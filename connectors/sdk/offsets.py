@@ -19,6 +19,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from hub.clients import kafka_python_options
 from hub.topics import CONNECTOR_OFFSETS
 
 OFFSETS_TOPIC = CONNECTOR_OFFSETS.name
@@ -41,7 +42,7 @@ class OffsetStore:
     def load(self, timeout_s: float = 30.0) -> dict[str, dict[str, Any]]:
         """Every committed position of this connector: read the topic from its start to its end."""
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                 client_id=f"{self.connector}-offsets")
+                                 client_id=f"{self.connector}-offsets", **kafka_python_options())
         try:
             parts = consumer.partitions_for_topic(self.topic) or {0}
             tps = [TopicPartition(self.topic, p) for p in sorted(parts)]

@@ -37,6 +37,7 @@ from connectors.sdk.errors import RecordRejected
 from connectors.sdk.offsets import OffsetStore
 from connectors.sdk.records import Rejected, SinkRecord, SourceRecord
 from hub import codec, deadletter, events
+from hub.clients import kafka_python_options
 from hub.errors import HubError
 from hub.metrics import METRICS, Metrics
 from hub.topics import DEAD_LETTERS
@@ -58,7 +59,7 @@ class RunStats:
 def make_producer(bootstrap: str, client_id: str) -> KafkaProducer:
     """Idempotent, acks=all: a retried send cannot duplicate a record inside the broker."""
     return KafkaProducer(bootstrap_servers=bootstrap, client_id=client_id, acks="all",
-                         enable_idempotence=True, linger_ms=10, retries=5)
+                         enable_idempotence=True, linger_ms=10, retries=5, **kafka_python_options())
 
 
 class _DeadLetters:
@@ -203,7 +204,7 @@ class SinkRunner:
         self.consumer = KafkaConsumer(
             *self.config.topics, bootstrap_servers=self.bootstrap, group_id=self.config.consumer_group,
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=self.config.batch_size,
-            client_id=f"connector-{name}",
+            client_id=f"connector-{name}", isolation_level="read_committed", **kafka_python_options(),
         )
         started = time.monotonic()
         backoff = 1.0

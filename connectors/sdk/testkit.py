@@ -30,6 +30,7 @@ from connectors.sdk.loader import load_config
 from connectors.sdk.records import Rejected, SourceOffset, SourceRecord
 from connectors.sdk.runner import RunStats, SinkRunner, SourceRunner, encode_event
 from hub import codec, identity
+from hub.clients import kafka_python_options
 from hub.metrics import Metrics
 from hub.topics import DEAD_LETTERS
 
@@ -113,7 +114,7 @@ class Consumed:
 
 def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 15.0) -> list[Consumed]:
     """Every record on ``topic`` now, decoded, in partition then offset order."""
-    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **kafka_python_options())
     try:
         parts = c.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
@@ -149,7 +150,7 @@ def dead_letters(bootstrap: str, source: str) -> list[dict[str, Any]]:
 def produce(bootstrap: str, topic: str, schema: str, values: Iterable[Mapping[str, Any]],
             key_field: str = "person_token") -> None:
     """Put events on a topic (to feed a sink under test), validated like a source would."""
-    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **kafka_python_options())
     try:
         for v in values:
             p.send(topic, key=str(v[key_field]).encode(), value=encode_event(schema, v))

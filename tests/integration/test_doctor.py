@@ -9,10 +9,10 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from hub.broker import EmbeddedBroker, free_port
+from hub.broker import EmbeddedBroker, ensure_topics, free_port
 from hub.config import Settings
-from hub.doctor import SCRATCH_PREFIX, Check, doctor_command, render, run_probe
-from hub.topics import CATALOGUE, CONNECTOR_OFFSETS, Topic
+from hub.doctor import Check, doctor_command, render, run_probe
+from hub.topics import Topic, hub_topics, probe_topic
 
 
 def _by_name(checks: list[Check]) -> dict[str, Check]:
@@ -27,21 +27,54 @@ def test_healthy_embedded_broker_is_all_green(broker: EmbeddedBroker) -> None:
     for expected in ("broker reachable", "api versions", "end offsets after batches", "consumer group join",
                      "transactions"):
         assert expected in names
-    for t in (*CATALOGUE, CONNECTOR_OFFSETS):
+        assert names[expected].required, f"{expected} gates the worker's start"
+    for t in hub_topics():  # the catalogue, connector offsets, the worker's state topic, the probe topic
         detail = names[f"topic {t.name}"].detail
         assert f"{t.partitions} partition(s)" in detail
         assert f"cleanup.policy={t.config['cleanup.policy']}" in detail  # noida-db answers DescribeConfigs
-    assert "end offsets 1000" in names["end offsets after batches"].detail
+        assert "1 replica(s), min.insync.replicas=1" in detail
+    assert "read back with read_committed" in names["transactions"].detail
     assert "all required checks passed" in render(checks)
 
 
-def test_scratch_topics_are_deleted(broker: EmbeddedBroker) -> None:
-    run_probe(broker.bootstrap, catalogue=())
+def test_the_probe_creates_and_deletes_no_topic(broker: EmbeddedBroker) -> None:
+    """The worker runs the probe at every start with its own (least-privilege) user: no CreateTopics, no
+    DeleteTopics, only its pre-created probe topic."""
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     try:
-        assert not [t for t in admin.list_topics() if t.startswith(SCRATCH_PREFIX)]
+        before = set(admin.list_topics())
+        assert probe_topic().name in before
+        checks = run_probe(broker.bootstrap, catalogue=())
+        assert all(c.ok for c in checks), render(checks)
+        assert set(admin.list_topics()) == before
     finally:
         admin.close()
+
+
+def test_probe_writes_with_the_configured_replication_and_acks() -> None:
+    """Issue 17: a topic whose min.insync.replicas exceeds its replicas makes every acks=all write fail
+    (NotEnoughReplicas on Apache Kafka) — the probe says so instead of the first settlement failing.
+    noida-db does not enforce min.insync.replicas, so here the finding comes from the topic's config."""
+    with EmbeddedBroker() as b:
+        bad = Settings(app_id="isr-too-high")
+        probe = probe_topic(bad.app_id)
+        ensure_topics(b.bootstrap, [probe], settings=bad, replication_factor=1, min_insync_replicas=2)
+        check = _by_name(run_probe(b.bootstrap, catalogue=[probe], settings=bad))[f"topic {probe.name}"]
+        assert not check.ok and check.required
+        assert "min.insync.replicas=2 exceeds its 1 replica(s)" in check.detail
+
+        # replication the one-broker cluster cannot give: the probe topic cannot be made, nothing runs on it
+        wanted = Settings(app_id="rf-three", kafka_replication_factor=3, kafka_min_insync_replicas=2)
+        names = _by_name(run_probe(b.bootstrap, catalogue=(), settings=wanted))
+        assert not names["end offsets after batches"].ok and not names["transactions"].ok
+        assert "InvalidReplicationFactor" in names["end offsets after batches"].detail
+
+        # topics made with fewer replicas than configured are reported, each
+        ensure_topics(b.bootstrap, [probe_topic(wanted.app_id)], settings=wanted, replication_factor=1,
+                      min_insync_replicas=1)
+        check = _by_name(run_probe(b.bootstrap, catalogue=[probe_topic(wanted.app_id)], settings=wanted))[
+            f"topic {probe_topic(wanted.app_id).name}"]
+        assert not check.ok and "1 replica(s), the configured replication factor is 3" in check.detail
 
 
 def test_reports_a_missing_topic_and_a_wrong_partition_count(broker: EmbeddedBroker) -> None:

@@ -1,8 +1,9 @@
 """deploy/: generated files are what the generators produce today, and they only name real things.
 
-Why: dashboards, alert rules and topic manifests are derived from hub.metrics.METRIC_CATALOGUE and
-hub.topics.CATALOGUE. A stale checked-in file, a panel on a metric that no longer exists, or a
-KafkaTopic missing from production would each fail silently in operation; here they fail a test.
+Why: dashboards, alert rules, manifests and compose are derived from hub.metrics.METRIC_CATALOGUE,
+hub.topics and the connector configs. A stale checked-in file, a panel on a metric that no longer
+exists, an alert without a runbook or without a promtool case would each fail silently in operation;
+here they fail a test.
 """
 
 from __future__ import annotations
@@ -17,13 +18,25 @@ import pytest
 import yaml
 
 from hub.metrics import METRIC_CATALOGUE
-from hub.topics import CATALOGUE, CONNECTOR_OFFSETS
+from hub.topics import INPUT_TOPICS
 
 ROOT = Path(__file__).resolve().parents[2]
-GENERATORS = ("deploy/prometheus/generate.py", "deploy/grafana/generate.py", "deploy/k8s/generate_topics.py")
+GENERATORS = ("deploy/prometheus/generate.py", "deploy/grafana/generate.py", "deploy/k8s/generate.py",
+              "deploy/compose/generate.py")
 SERIES = {s for m in METRIC_CATALOGUE for s in m.series}
 PROMETHEUS_OWN = {"up"}
-_IDENT = re.compile(r"\b(hub_[a-z0-9_]+|up)\b")
+_IDENT = re.compile(r"\b(hub_[a-z0-9_]+|process_[a-z0-9_]+|up)\b")
+DASHBOARDS = sorted((ROOT / "deploy/grafana/dashboards").glob("*.json"))
+
+
+def _prometheus_generator() -> object:
+    sys.path[:0] = [str(ROOT / "deploy"), str(ROOT / "deploy/prometheus")]
+    try:
+        import importlib
+
+        return importlib.import_module("generate")
+    finally:
+        del sys.path[:2]
 
 
 @pytest.mark.parametrize("script", GENERATORS)
@@ -41,14 +54,31 @@ def test_generated_files_are_up_to_date(script: str, tmp_path: Path) -> None:
             f"{rel} is stale: run python {script}")
 
 
+def _panels() -> list[dict]:
+    return [p for d in DASHBOARDS for p in json.loads(d.read_text(encoding="utf-8"))["panels"] if p["type"] != "row"]
+
+
 def _dashboard_exprs() -> list[str]:
-    dash = json.loads((ROOT / "deploy/grafana/dashboards/hub.json").read_text(encoding="utf-8"))
-    return [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    return [t["expr"] for p in _panels() for t in p.get("targets", [])]
+
+
+def _rules() -> list[dict]:
+    doc = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text(encoding="utf-8"))
+    return [r for g in doc["groups"] for r in g["rules"]]
 
 
 def _alert_exprs() -> list[str]:
-    doc = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text(encoding="utf-8"))
-    return [r["expr"] for g in doc["groups"] for r in g["rules"]]
+    return [r["expr"] for r in _rules()]
+
+
+def test_four_dashboards_for_their_readers() -> None:
+    assert [d.stem for d in DASHBOARDS] == ["hub-connectors", "hub-overview", "hub-risk", "hub-settlement"]
+    for d in DASHBOARDS:
+        dash = json.loads(d.read_text(encoding="utf-8"))
+        names = [v["name"] for v in dash["templating"]["list"]]
+        assert names[0] == "datasource" and len(names) >= 2, (d.name, names)
+        ids = [p["id"] for p in dash["panels"]]
+        assert len(ids) == len(set(ids)), d.name
 
 
 def test_every_referenced_metric_is_in_the_catalogue() -> None:
@@ -65,68 +95,77 @@ def test_every_catalogue_metric_has_a_panel() -> None:
     assert not missing
 
 
+def test_panels_are_titled_and_unitised_for_people() -> None:
+    """Issue 17: panel titles were metric names and amounts were in unit "ops"."""
+    for p in _panels():
+        assert not re.search(r"\b(hub|process)_[a-z_]+", p["title"]), p["title"]
+        assert p.get("description"), p["title"]
+        unit = p["fieldConfig"]["defaults"]["unit"]
+        assert unit != "ops", p["title"]
+        if "yuan" in p["description"].lower() or "paid" in p["title"].lower():
+            assert unit == "currencyCNY", p["title"]
+
+
 def test_label_matchers_and_groupings_name_real_labels() -> None:
     labels = {s: set(m.labels) | {"le", "instance", "job"} for m in METRIC_CATALOGUE for s in m.series}
     for e in _dashboard_exprs() + _alert_exprs():
-        for name, inner in re.findall(r"\b(hub_[a-z0-9_]+)\{([^}]*)\}", e):
-            for label in re.findall(r"([a-z_]+)\s*=", inner):
+        for name, inner in re.findall(r"\b((?:hub|process)_[a-z0-9_]+)\{([^}]*)\}", e):
+            for label in re.findall(r"([a-z_]+)\s*=~?", inner):
                 assert label in labels[name], (e, label)
 
 
+def test_every_alert_links_a_runbook_section_of_deploy_readme() -> None:
+    readme = (ROOT / "deploy/README.md").read_text(encoding="utf-8")
+    anchors = {h.strip().lower().replace(" ", "-") for h in re.findall(r"^#{2,4} (.+)$", readme, re.M)}
+    for r in _rules():
+        url = r["annotations"]["runbook_url"]
+        assert url.endswith(f"deploy/README.md#{r['alert'].lower()}"), url
+        assert r["alert"].lower() in anchors, f"deploy/README.md has no section '### {r['alert']}'"
+
+
+def test_every_rule_has_a_firing_and_a_quiet_promtool_case() -> None:
+    tests = yaml.safe_load((ROOT / "deploy/prometheus/alerts.test.yml").read_text(encoding="utf-8"))["tests"]
+    firing: dict[str, set[str]] = {}
+    quiet: set[str] = set()
+    for case in tests:
+        for t in case["alert_rule_test"]:
+            if t["exp_alerts"]:
+                for a in t["exp_alerts"]:
+                    firing.setdefault(t["alertname"], set()).add(a["exp_labels"].get("waiting", ""))
+            else:
+                quiet.add(t["alertname"])
+    names = {r["alert"] for r in _rules()}
+    assert set(firing) == names and quiet == names
+    lag_rules = {r["labels"]["waiting"] for r in _rules() if r["alert"] == "HubConsumerLagHigh"}
+    assert firing["HubConsumerLagHigh"] == lag_rules  # each per-topic threshold fires in its own case
+
+
 def test_required_alerts_exist() -> None:
-    doc = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text(encoding="utf-8"))
-    names = {r["alert"] for g in doc["groups"] for r in g["rules"]}
-    assert {"HubDeadLettersRising", "HubReferralEscalations", "HubConsumerLagHigh", "HubSettlementsStalled",
-            "HubExporterDown"} <= names
+    names = {r["alert"] for r in _rules()}
+    assert {"HubDeadLettersRising", "HubDeadLetterBurst", "HubReferralEscalations", "HubConsumerLagHigh",
+            "HubSettlementsStalled", "HubExporterDown", "HubSettlementLatencyBudgetBurn", "HubConnectorErrors",
+            "HubProcessRestarting", "HubPolicyExpiring", "HubWorkerStuck"} <= names
+
+
+def test_lag_thresholds_cover_every_input_topic_once() -> None:
+    gen = _prometheus_generator()
+    covered = [t for c in gen.LAG_CLASSES for t in c.topics]  # type: ignore[attr-defined]
+    assert sorted(covered) == sorted(INPUT_TOPICS)
+    cashier = next(c for c in gen.LAG_CLASSES if c.waiting == "cashier")  # type: ignore[attr-defined]
+    roster = next(c for c in gen.LAG_CLASSES if c.waiting == "roster")  # type: ignore[attr-defined]
+    assert "health.discharges.v1" in cashier.topics and cashier.records < roster.records
+
+
+def test_every_rule_names_its_signals() -> None:
+    gen = _prometheus_generator()
+    signals = gen.alert_signals()  # type: ignore[attr-defined]
+    assert set(signals) == {r["alert"] for r in _rules()}
+    assert all(signals.values())
 
 
 def test_every_yaml_file_parses() -> None:
     files = sorted((ROOT / "deploy").rglob("*.y*ml"))
-    assert len(files) >= 10
+    assert len(files) >= 12
     for f in files:
         docs = [d for d in yaml.safe_load_all(f.read_text(encoding="utf-8")) if d is not None]
         assert docs, f
-
-
-def test_kafka_topics_follow_the_catalogue_with_production_replication() -> None:
-    docs = list(yaml.safe_load_all((ROOT / "deploy/k8s/topics.yaml").read_text(encoding="utf-8")))
-    by_name = {d["spec"]["topicName"]: d for d in docs if d}
-    assert set(by_name) == {t.name for t in (*CATALOGUE, CONNECTOR_OFFSETS)}
-    for t in (*CATALOGUE, CONNECTOR_OFFSETS):
-        spec = by_name[t.name]["spec"]
-        assert spec["partitions"] == t.partitions and spec["replicas"] == 3
-        assert spec["config"]["min.insync.replicas"] == "2"
-        assert spec["config"]["cleanup.policy"] == ("compact" if t.compacted else "delete")
-
-
-def test_acls_let_each_principal_write_only_its_catalogue_topics() -> None:
-    users = {d["metadata"]["name"]: d for d in
-             yaml.safe_load_all((ROOT / "deploy/k8s/users.yaml").read_text(encoding="utf-8")) if d}
-    writes = {
-        u: {a["resource"]["name"] for a in d["spec"]["authorization"]["acls"]
-            if "Write" in a["operations"] and a["resource"]["type"] == "topic"
-            and a["resource"]["patternType"] == "literal"}
-        for u, d in users.items()
-    }
-    assert "health.admissions.v1" in writes["connector-hospital"]
-    assert "revitalization.poverty-status.v1" not in writes["connector-civil-affairs"]
-    assert "hub.settlements.v1" not in writes["connector-hospital"]
-    assert all(d["spec"]["authentication"]["type"] == "scram-sha-512" for d in users.values())
-
-
-def test_compose_has_three_kraft_brokers_and_the_stack() -> None:
-    doc = yaml.safe_load((ROOT / "deploy/compose/docker-compose.yml").read_text(encoding="utf-8"))
-    services = doc["services"]
-    brokers = [s for s in services if s.startswith("kafka-")]
-    assert len(brokers) == 3
-    for b in brokers:
-        env = services[b]["environment"]
-        assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == 2 and env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == 3
-    assert {"topic-init", "prometheus", "grafana", "hub-settlement"} <= set(services)
-    prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text(encoding="utf-8"))
-    targets = {t.split(":")[0] for sc in prom["scrape_configs"] if sc["job_name"] == "hub"
-               for c in sc["static_configs"] for t in c["targets"]}
-    assert targets <= set(services), targets - set(services)
-    script = (ROOT / "deploy/compose/create-topics.sh").read_text(encoding="utf-8")
-    assert all(f"--topic {t.name} " in script for t in CATALOGUE)

@@ -58,8 +58,10 @@ def test_processors_never_import_connectors() -> None:
 
 
 def test_connectors_reach_the_hub_only_through_its_public_edge_modules() -> None:
-    """Connectors may use events, codec, identity, dead letters, topics, config, errors, metrics, broker."""
+    """Connectors may use events, codec, identity, dead letters, topics, config, client options, errors, metrics,
+    broker."""
     allowed = {"hub", "hub.events", "hub.codec", "hub.identity", "hub.deadletter", "hub.topics", "hub.config",
+               "hub.clients",
                "hub.errors", "hub.metrics", "hub.broker", "hub.timeutil"}
     for path in _modules("connectors"):
         for name in _imports(path):

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hub.codec import default_schemas_dir
-from hub.schemacheck import check_compatibility, list_schemas, schemas_command
+from hub.schemacheck import check_against_release, check_compatibility, list_schemas, releases, schemas_command
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -26,7 +31,7 @@ def git(repo: Path, *args: str) -> None:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A git repository holding a copy of the project's schemas/ (not yet committed)."""
-    shutil.copytree(default_schemas_dir(), tmp_path / "schemas", ignore=shutil.ignore_patterns("*.md"))
+    shutil.copytree(default_schemas_dir(), tmp_path / "schemas", ignore=shutil.ignore_patterns("*.md", "released"))
     git(tmp_path, "init", "-q")
     return tmp_path
 
@@ -143,3 +148,54 @@ def test_list() -> None:
     assert schemas_command("list", out, err) == 0
     assert str(infos["hub.outputs.Settlement"].schema_id) in out.getvalue()
     assert schemas_command("frobnicate", out, err) == 2
+
+
+# ---------------------------------------------------------------- against the last release (issue 17, item 8)
+
+
+def _released_copy(tmp_path: Path) -> Path:
+    """The project's schemas/ with its release snapshots, outside any git repository (a clean CI checkout
+    compares nothing with HEAD: only the snapshot can fail it)."""
+    folder = tmp_path / "schemas"
+    shutil.copytree(default_schemas_dir(), folder, ignore=shutil.ignore_patterns("*.md"))
+    return folder
+
+
+def _cli_check(folder: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")} | {"HUB_SCHEMAS_DIR": str(folder)}
+    return subprocess.run([sys.executable, "-m", "hub.cli", "schemas", "check"], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=folder.parent)
+
+
+def test_the_current_release_has_a_snapshot_and_the_schemas_still_read_it() -> None:
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    assert version in releases(), f"schemas/released/{version}.json missing: run `hub schemas release {version}`"
+    label, problems = check_against_release()
+    assert label == releases()[-1] and problems == []
+
+
+def test_an_incompatible_change_fails_the_ci_check_on_a_clean_checkout(tmp_path: Path) -> None:
+    folder = _released_copy(tmp_path)
+    assert _cli_check(folder).returncode == 0
+    edit(tmp_path, "common/Department.avsc", lambda d: d["symbols"].remove("charity"))
+    res = _cli_check(folder)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "hub.common.Department" in res.stderr or "Department" in res.stderr
+    assert f"against release {releases(folder)[-1]}" in res.stderr
+
+
+def test_a_compatible_change_passes_and_can_be_released(tmp_path: Path) -> None:
+    folder = _released_copy(tmp_path)
+    edit(tmp_path, "outputs/DeadLetter.avsc",
+         lambda d: d["fields"].append({"name": "note", "type": ["null", "string"], "default": None, "doc": "n"}))
+    assert _cli_check(folder).returncode == 0
+    out, err = io.StringIO(), io.StringIO()
+    assert schemas_command("release", out, err, root=folder, version="99.0.0") == 0, err.getvalue()
+    assert releases(folder)[-1] == "99.0.0"
+    # a published release never changes
+    assert schemas_command("release", out, err, root=folder, version="99.0.0") == 1
+    assert "already published" in err.getvalue()
+    # the next check compares with 99.0.0: changing the new field's type is now a problem
+    edit(tmp_path, "outputs/DeadLetter.avsc", lambda d: field(d, "note").update(type=["null", "long"]))
+    res = _cli_check(folder)
+    assert res.returncode == 1 and "against release 99.0.0" in res.stderr, res.stdout + res.stderr
