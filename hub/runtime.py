@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from hub.clients import kafka_python_options
 from hub.config import Settings, get_settings
 from hub.topics import APP_ID, CATALOGUE, OUTPUT_TOPICS
 
@@ -140,7 +141,7 @@ def produce_lines(bootstrap: str, lines: Iterable[tuple[int, bytes, str | None, 
     from hub.deadletter import dead_letter
     from hub.topics import DEAD_LETTERS
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=10)
+    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=10, **kafka_python_options())
     base_ms = int(time.time() * 1000)
     sent = 0
     edge_key = get_settings().edge_key
@@ -173,7 +174,7 @@ def read_topics(bootstrap: str, topics: Iterable[str]) -> list[dict[str, Any]]:
 
     # read_committed: the worker writes outputs in transactions; an aborted copy is never shown
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False,
-                             consumer_timeout_ms=2000, isolation_level="read_committed")
+                             consumer_timeout_ms=2000, isolation_level="read_committed", **kafka_python_options())
     try:
         tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
         consumer.assign(tps)
@@ -199,7 +200,8 @@ def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int | None:
     """Records not yet committed by ``group`` on ``topics`` (None when the group has not committed)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=group, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=group, enable_auto_commit=False,
+                             **kafka_python_options())
     try:
         tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
         ends = consumer.end_offsets(tps)
@@ -259,7 +261,7 @@ def output_counts(bootstrap: str, topics: Iterable[str] = OUTPUT_TOPICS) -> dict
     """Records per topic (sum of end offsets): a cheap progress measure."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, **kafka_python_options())
     try:
         counts: dict[str, int] = {}
         for t in topics:

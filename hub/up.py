@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
+from hub.clients import kafka_python_options
 from hub.config import Settings
 
 PROGRESS_TOPICS = {
@@ -130,7 +131,7 @@ def _loop(bootstrap: str, worker: Any, *, simulate: bool, persons: int, rate: fl
 
     from hub.runtime import encode_input, output_counts
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=20)
+    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=20, **kafka_python_options())
     events = None
     answers = None
     end: date | None = None
@@ -209,7 +210,8 @@ class _ReferralAnswers:
         self.province = province
         self.pending: list[tuple[str, int, Any]] = []
         self.count = 0
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False,
+                                      isolation_level="read_committed", **kafka_python_options())
         tps = [TopicPartition("hub.referrals.v1", p) for p in self.consumer.partitions_for_topic("hub.referrals.v1")]
         self.consumer.assign(tps)
         self.consumer.seek_to_end(*tps)

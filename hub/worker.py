@@ -8,7 +8,6 @@ and runs the processors until SIGTERM/SIGINT.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -29,7 +28,7 @@ def main() -> int:
     from hub.identity import warn_if_dev_key
 
     warn_if_dev_key(settings, log)
-    if os.environ.get("HUB_SKIP_PROBE") != "1":
+    if not settings.skip_probe:
         from hub.doctor import render, run_probe
 
         checks = run_probe(bootstrap)
@@ -40,9 +39,9 @@ def main() -> int:
     from hub.app import create_app
     from hub.broker import ensure_topics
     from hub.metrics import start_exporter
-    from hub.topics import APP_ID, internal_topics
+    from hub.topics import internal_topics
 
-    app_id = os.environ.get("HUB_APP_ID", APP_ID)
+    app_id = settings.app_id
     # The worker's own state topic (one partition per task) must exist before any task restores from it.
     ensure_topics(bootstrap, internal_topics(app_id))
     if settings.metrics_port >= 0:

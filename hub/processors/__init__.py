@@ -13,7 +13,6 @@ into a faust app.
 from __future__ import annotations
 
 import logging
-import os
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,10 +34,6 @@ PERSON_INPUTS = (
     "department.referral-updates.v1",
 )
 
-BATCH_MAX = int(os.environ.get("HUB_BATCH_MAX", "2000"))
-TICK_SECONDS = float(os.environ.get("HUB_TICK_SECONDS", "5"))
-DEFAULT_REGION = "532503"
-"""Mengzi (蒙自市), the simulated county: the home region when HUB_REGION is not set."""
 
 
 def load_policies() -> list[Any]:
@@ -51,7 +46,10 @@ def load_policies() -> list[Any]:
 
 
 def home_region() -> str:
-    return os.environ.get("HUB_REGION", DEFAULT_REGION)
+    """HUB_REGION: the deployment's home pooling region (default 532503, Mengzi, the simulated county)."""
+    from hub.config import get_settings
+
+    return get_settings().region
 
 
 def build_logic(metrics: Any = None) -> Any:
@@ -83,14 +81,16 @@ def policy_expiry_warnings(today: date | None = None, within_days: int = 30) -> 
 
 def register_all(app: faust.App, bootstrap: str, app_id: str) -> type:
     """Add the person processor's live shell to ``app`` as a service (started with the app); returns its class."""
+    from hub.config import get_settings
     from hub.metrics import METRICS
     from hub.processors.stream import PersonStream, StreamOptions
 
+    settings = get_settings()
     logic = build_logic(metrics=METRICS)
     # Live, the wall clock advances event time so escalations fire on a quiet day (§5.1, §8.3). `hub up`'s
     # accelerated simulator runs on event time only: HUB_WALL_CLOCK=0.
-    options = StreamOptions(app_id=app_id, batch_max=BATCH_MAX, tick_seconds=TICK_SECONDS,
-                            wall_clock=os.environ.get("HUB_WALL_CLOCK", "1") != "0")
+    options = StreamOptions(app_id=app_id, batch_max=settings.batch_max, tick_seconds=settings.tick_seconds,
+                            wall_clock=settings.wall_clock)
     for warning in policy_expiry_warnings():
         log.warning("policy: %s", warning)
 

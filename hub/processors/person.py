@@ -100,7 +100,7 @@ class PersonLogic:
         self._counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
         self._store = codec.default_store()
         self._policy_memo: dict[tuple[str | None, date], Policy | None] = {}
-        self.fallbacks_reported: set[str] = set()
+        self._fallbacks_seen: set[tuple[str, date]] = set()
 
     @property
     def schema_store(self) -> codec.SchemaStore:
@@ -162,12 +162,22 @@ class PersonLogic:
             total.update(open_referral_counts(subjects, routes, engine.clock))
         return total
 
-    def new_fallbacks(self) -> list[str]:
-        """Regions whose nearest policy stood in for a date with no policy, not reported before."""
-        regions = {region for region, _ in self.timeline.fallbacks}
-        new = sorted(regions - self.fallbacks_reported)
-        self.fallbacks_reported |= regions
+    def take_fallbacks(self) -> dict[str, int]:
+        """Per region, dates for which its nearest policy stood in (§8.4) since the last call."""
+        new: dict[str, int] = {}
+        for region, day in self.timeline.fallbacks:
+            if (region, day) not in self._fallbacks_seen:
+                self._fallbacks_seen.add((region, day))
+                new[region] = new.get(region, 0) + 1
         return new
+
+    def policy_days_left(self, today: date | None = None) -> tuple[str, int]:
+        """(region, days until the home policy in force today ends; negative: days since the nearest ended)."""
+        today = today or date.today()
+        policy, stood_in = self.timeline.lookup(today)
+        if policy.effective_to is None:
+            return policy.region, 36_500
+        return policy.region, (policy.effective_to - today).days
 
     # -- one record ----------------------------------------------------------------------------------
 
@@ -296,7 +306,7 @@ class PersonLogic:
         self._out(task, r, result, "hub.settlements.v1", person, "hub.outputs.Settlement", rec)
         if self.metrics is not None:
             kind = ("reversal" if res.reverses else "settled") if outcome.changed else "redelivery"
-            latency = now - r.timestamp_ms / 1000 if r.timestamp_ms else None
+            latency = now - v["occurred_at"].timestamp()  # from event time, as the metric's help says
             self.metrics.record_settlement(res.policy, kind, {
                 "basic": res.basic_fen, "critical": res.critical_fen, "assistance": res.assistance_fen,
                 "top_up": res.top_up_fen, "patient": res.patient_fen}, latency)

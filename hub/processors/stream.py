@@ -132,7 +132,8 @@ class PersonStream(mode.Service):
         self._loop_done = asyncio.Event()
         self._last_reap = 0.0
         self.fatal: BaseException | None = None
-        self.lag: dict[TopicPartition, int] = {}
+        self.lag: dict[tuple[str, int], int] = {}
+        self._last_policy_check = -1e9
         self._worked = False
         self.processed = 0
         super().__init__(**kwargs)
@@ -140,6 +141,11 @@ class PersonStream(mode.Service):
     # -- life cycle ------------------------------------------------------------------------------
 
     async def on_start(self) -> None:
+        if self.metrics is not None:  # series that exist from the start, so a healthy hub shows 0, not "no data"
+            for topic in INPUT_TOPICS:
+                self.metrics.inputs_duplicate.labels(topic=topic).inc(0)
+            self.metrics.policy_fallback.labels(region=self.logic.timeline.home_region).inc(0)
+        self._policy_metrics()
         await self._reap()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap.split(","),
@@ -227,7 +233,9 @@ class PersonStream(mode.Service):
     async def _restore(self, task: _Task) -> None:
         """Fence the task's previous producer, read its state partition to the end, seek its inputs."""
         p = task.partition
-        self._set_gauge("state_restoring", 1, partition=str(p))
+        if self.metrics is not None:
+            self.metrics.set_state_restoring(p, True)
+            self.metrics.state_restore_records.labels(partition=str(p)).inc(0)
         started = time.monotonic()
         try:
             if task.producer is not None:
@@ -261,7 +269,8 @@ class PersonStream(mode.Service):
         except Exception as exc:
             await self._failed(task, exc, "restore")
         finally:
-            self._set_gauge("state_restoring", 0, partition=str(p))
+            if self.metrics is not None:
+                self.metrics.set_state_restoring(p, False)
 
     async def _read_state(self, p: int) -> dict[bytes, bytes]:
         """The latest committed value of every key of partition ``p`` of the state topic."""
@@ -361,6 +370,7 @@ class PersonStream(mode.Service):
             worked = self._worked = await self._process_ready(now)
             await self._tick(now)
         self._rate(now)
+        self._policy_metrics()
         if time.monotonic() - self._last_reap >= self.options.reap_interval:
             await self._reap()
         if not fetched and not worked and all(t.group.idle() for t in self.tasks.values() if t.status == "running"):
@@ -575,19 +585,31 @@ class PersonStream(mode.Service):
             await self._commit(task, None, offsets=True)
 
     def _publish_lag(self, task: _Task) -> None:
-        """``hub_consumer_lag``: end offsets the consumer saw minus the offsets just committed."""
+        """``hub_consumer_lag``: the end offsets the consumer saw minus the offsets just committed."""
         consumer = self.consumer
         if consumer is None or self.metrics is None:
             return
+        owned = {p for p, t in self.tasks.items() if t.status in ("running", "suspended")}
+        self.lag = {k: v for k, v in self.lag.items() if k[1] in owned}
         for tp in task.tps:
             end = consumer.highwater(tp)
             if end is not None:
-                self.lag[tp] = max(end - task.committed.get(tp.topic, 0), 0)
-        totals: dict[str, int] = {}
-        for tp, n in self.lag.items():
-            totals[tp.topic] = totals.get(tp.topic, 0) + n
-        for topic, n in totals.items():
-            self.metrics.consumer_lag.labels(topic=topic).set(n)
+                self.lag[(tp.topic, tp.partition)] = max(end - task.committed.get(tp.topic, 0), 0)
+        self.metrics.set_consumer_lag(self.options.app_id, self.lag)
+
+    def _policy_metrics(self) -> None:
+        """Days left of the home policy in force, and dates for which the nearest policy stood in (§8.4)."""
+        if self.metrics is None:
+            return
+        for region, days in self.logic.take_fallbacks().items():
+            log.warning("policy: no policy of the home region covers %d new date(s); the nearest one (%s) stood "
+                        "in (policy-spec §8.4) — add the policy file for that period", days, region)
+            self.metrics.policy_fallback.labels(region=region).inc(days)
+        now = time.monotonic()
+        if now - self._last_policy_check >= 60.0:
+            self._last_policy_check = now
+            region, days_left = self.logic.policy_days_left()
+            self.metrics.policy_days_left.labels(region=region).set(days_left)
 
     async def _reap(self) -> None:
         self._last_reap = time.monotonic()
@@ -607,7 +629,3 @@ class PersonStream(mode.Service):
         if metric is not None and labels:
             metric.labels(**labels).inc(n)
 
-    def _set_gauge(self, name: str, value: float, **labels: str) -> None:
-        metric = getattr(self.metrics, name, None) if self.metrics is not None else None
-        if metric is not None:
-            metric.labels(**labels).set(value)
