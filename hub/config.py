@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, description="faust worker web port")
     store: str = Field("memory://", description="faust table store: memory:// or rocksdb://")
     log_level: str = "info"
+    api_tokens: dict[str, str] = Field(
+        default_factory=lambda: {"H532503001": "dev-token-counter-H532503001"},
+        description="counter API credentials: hospital code → bearer token, JSON in HUB_API_TOKENS "
+                    "(the default is a development credential, refused outside the embedded broker)")
 
     @field_validator("broker")
     @classmethod
