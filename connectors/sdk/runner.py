@@ -20,6 +20,7 @@ beyond its own retries) is given the same batch again after a back-off: nothing 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -42,6 +43,13 @@ from hub.metrics import METRICS, Metrics
 from hub.topics import DEAD_LETTERS
 
 log = logging.getLogger("connectors.runner")
+
+MAX_RECORD_BYTES = 900_000
+"""Largest event value produced (Kafka's default ``max.message.bytes`` is 1 MiB with overhead). A larger one
+is rejected (``record_too_large``) before it is sent: a send the broker refuses would fail the whole batch
+again and again, and kafka-python's idempotent producer does not recover from it."""
+MAX_ORIGINAL_BYTES = 256 * 1024
+"""Most bytes of an original kept in a dead letter; a longer original keeps its head and its SHA-256."""
 
 
 @dataclass
@@ -73,6 +81,10 @@ class _DeadLetters:
     def send(self, original: bytes, reason: str, detail: str, *, encrypt: bool, key: str | None = None,
              topic: str | None = None, partition: int | None = None, offset: int | None = None) -> Any:
         """Produce one dead letter, keyed by the source (topic catalogue); ``key`` is informative only."""
+        if len(original) > MAX_ORIGINAL_BYTES:
+            digest = hashlib.sha256(original).hexdigest()
+            detail = f"{detail} [original of {len(original)} bytes truncated to {MAX_ORIGINAL_BYTES}; sha256 {digest}]"
+            original = original[:MAX_ORIGINAL_BYTES]
         k, v = deadletter.dead_letter(original, self.source, reason, detail, topic=topic, partition=partition,
                                       offset=offset, at=datetime.now(UTC),
                                       encrypt_with=self.edge_key if encrypt else None)
@@ -148,6 +160,9 @@ class SourceRunner:
         schema = rec.schema or self.config.schema_name
         try:
             value = encode_event(schema, rec.value)
+            if len(value) > MAX_RECORD_BYTES:
+                raise RecordRejected("record_too_large", f"{schema}: the event encodes to {len(value)} bytes, more "
+                                     f"than {MAX_RECORD_BYTES}; a field holds far more than it should")
         except RecordRejected as exc:
             failed, detail = rec.on_failed, exc.detail
             self._reject(Rejected(original=rec.original or b"", reason=exc.reason, detail=detail, key=rec.key,

@@ -159,9 +159,10 @@ class HttpIngestSource(SourceConnector):
         if not isinstance(item, dict):
             return await self._reject(original, "invalid_input", [{"field": "<body>", "problem": "expected an object"}])
         refused = self._not_yours(item, sender)
-        if refused is not None:
+        if refused is not None:  # recorded (encrypted) like any reject: an attempt to act for another
             log.warning("%s: sender %s refused: %s", self.config.name, sender, refused["problem"])
-            return 403, {"errors": [refused]}
+            _, answer = await self._reject(original, "forbidden_sender", [refused])
+            return 403, answer
         try:
             value = self._validate(dict(item), sender)
         except _Invalid as exc:

@@ -69,6 +69,8 @@ def decode_text(data: bytes, encoding: str = "auto") -> str:
 
 
 def csv_rows(data: bytes, encoding: str = "auto") -> list[tuple[int, list[Any]]]:
+    # A cell may be as long as the file (a 10 MB row is a reject of that row, not of the whole file).
+    csv.field_size_limit(max(csv.field_size_limit(), len(data) + 1))
     text = decode_text(data, encoding)
     sample = text[:4096]
     delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
