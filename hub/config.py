@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         default_factory=lambda: {"H532503001": "dev-token-counter-H532503001"},
         description="counter API credentials: hospital code → bearer token, JSON in HUB_API_TOKENS "
                     "(the default is a development credential, refused outside the embedded broker)")
+    audit_key: str = Field("dev-only-audit-key-do-not-use-in-production",
+                           description="HMAC key of the audit log's hash chain (HUB_AUDIT_KEY; keep it from the "
+                                       "log's writers' admins)")
+    audit_log: Path | None = Field(None, description="audit log every sink connector appends its deliveries to "
+                                                     "(HUB_AUDIT_LOG; none: deliveries are not audited)")
 
     @field_validator("broker")
     @classmethod

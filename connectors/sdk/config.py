@@ -91,6 +91,7 @@ class SinkConfig(ConnectorConfig):
         default_factory=dict,
         description="deliver only events whose field is one of the values, e.g. {department: [civil_affairs]}",
     )
+    audit_log: Path | None = Field(None, description="audit log of every delivery (hub.audit); default HUB_AUDIT_LOG")
 
     def wants(self, value: dict[str, Any]) -> bool:
         """Whether an event passes ``filter`` (others are skipped and committed: not this sink's)."""
