@@ -269,6 +269,9 @@ def _parse_local(raw: Any) -> tuple[datetime, bool]:
         return dt.astimezone(SHANGHAI), True
     if isinstance(raw, date):
         return datetime(raw.year, raw.month, raw.day, tzinfo=SHANGHAI), False
+    serial = _excel_serial(raw)
+    if serial is not None:
+        return serial
     text = str(raw).strip()
     if "T" in text and ("+" in text or text.endswith("Z")):
         from hub.timeutil import parse_event_time
@@ -283,6 +286,28 @@ def _parse_local(raw: Any) -> tuple[datetime, bool]:
             micro = int((frac + "000000")[:6]) if frac else 0
             return datetime(y, mo, d, hh, mi, ss, micro, tzinfo=SHANGHAI), m.group(4) is not None
     raise ValueError(f"expected a date like 2024-03-05, 2024/3/5 or 2024年3月5日, found {describe(text)}")
+
+
+_EXCEL_EPOCH = datetime(1899, 12, 30, tzinfo=SHANGHAI)
+_SERIAL = re.compile(r"^[0-9]{5}(?:\.[0-9]+)?$")
+
+
+def _excel_serial(raw: Any) -> tuple[datetime, bool] | None:
+    """An Excel date serial (days since 1899-12-30; a date column saved without its date format), exactly.
+
+    Only 20000–80000 (1954–2119) counts: outside that a bare number is not a plausible date of this domain.
+    """
+    if isinstance(raw, bool) or not (isinstance(raw, int | float | Decimal) or (isinstance(raw, str)
+                                                                                and _SERIAL.match(raw.strip()))):
+        return None
+    days = Decimal(str(raw).strip())
+    if not 20000 <= days < 80000:
+        return None
+    micros = int((days * 86_400_000_000).to_integral_value())
+    from datetime import timedelta
+
+    at = _EXCEL_EPOCH + timedelta(microseconds=micros)
+    return at, days != days.to_integral_value()
 
 
 def _date(raw: Any, spec: FieldSpec, _k: str) -> str:
