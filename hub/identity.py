@@ -203,8 +203,16 @@ def warn_if_dev_key(settings: Settings, logger: logging.Logger) -> bool:
     """Log a loud warning when the development pseudonym key is in use; True if it is.
 
     Tokens made with the published development key can be reversed by anyone who has the source, so
-    they must never leave a developer's machine; and tokens made with different keys never match.
+    they must never leave a developer's machine; and tokens made with different keys never match. The
+    development edge key (it opens every encrypted dead-letter original) is warned about too.
     """
+    from hub.config import DEV_EDGE_KEY
+
+    if settings.edge_key == DEV_EDGE_KEY:
+        logger.warning(
+            "!!! HUB_EDGE_KEY is the built-in DEVELOPMENT key: anyone with the source can decrypt the rejected "
+            "rows (ID numbers, names) kept in dead letters. Set HUB_EDGE_KEY to base64 of 32 random bytes. !!!"
+        )
     if not settings.uses_dev_pseudonym_key:
         return False
     logger.warning(

@@ -83,6 +83,10 @@ def check_secrets(config: ConnectorConfig, where: str) -> list[str]:
     """Refuse (``ConfigError``) or warn about development and weak secrets; the warnings given."""
     settings = get_settings()
     findings = keys.settings_findings(settings) + config_findings(config)
+    if getattr(config, "audit_log", None) or settings.audit_log or config.connector == "audit_log":
+        default = type(settings).model_fields["audit_key"].default
+        findings += [("HUB_AUDIT_KEY", p) for p in keys.secret_problems(settings.audit_key,
+                                                                         dev=settings.audit_key == default)]
     try:
         return keys.judge(findings, embedded=settings.broker == "embedded", where=where,
                           logger=logging.getLogger(f"connectors.{config.name}"))
