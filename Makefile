@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint system-deps bench clean reset help
+.PHONY: run test hostile lint system-deps bench clean reset help
 
 help:
 	@echo "make run    - start the hub on the embedded broker (broker, processors, simulator, metrics)"
 	@echo "make test   - install into .venv (and Debian's postgresql/prometheus when missing), lint, run the tests"
+	@echo "make hostile - the long hostile-input run: 10,000 generated cases per format and per input topic"
 	@echo "make bench  - run the throughput and latency benchmarks (results: BENCHMARKS.md)"
 	@echo "make reset  - delete the embedded broker's data dir (.hub-data)"
 
@@ -42,6 +43,11 @@ lint: $(STAMP)
 test: $(STAMP) system-deps lint
 	$(BIN)/hub schemas check
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The long run of tests/hostile (counts go to RELIABILITY.md); `make test` runs the same tests CI-sized.
+hostile: $(STAMP) system-deps
+	HOSTILE_CASES=10000 nice -n 10 $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/hostile 2>&1 \
+	  | tee .hostile.log | grep -E "HOSTILE|passed|failed"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -88,8 +88,28 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def enrol(bootstrap: str, persons: list[str]) -> None:
+BENCH_KEY = "counter-api-benchmark-pseudonym-key-0123456789"
+BENCH_HOSPITAL = "H532503001"
+BENCH_TOKEN = "counter-api-benchmark-token-H532503001-0123456789"
+AUTH = {"Authorization": f"Bearer {BENCH_TOKEN}"}
+
+
+def bench_id(i: int) -> str:
+    """A synthetic, valid ID number per benchmark person (the cashier sends the ID number)."""
+    from datetime import date, timedelta
+
+    from hub.identity import check_character
+
+    born = date(1950, 1, 1) + timedelta(days=i // 1000)
+    first17 = f"532503{born:%Y%m%d}{i % 1000:03d}"
+    return first17 + check_character(first17)
+
+
+def enrol(bootstrap: str, numbers: list[str]) -> None:
     """Status (脱贫人口) and enrolment for 2025 of every person, as the department connectors send them."""
+    from hub.identity import person_token
+
+    persons = [person_token(n, BENCH_KEY) for n in numbers]
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
     at = datetime(2025, 1, 2, 8, 0, tzinfo=SHANGHAI).isoformat()
     try:
@@ -113,7 +133,7 @@ def discharge_body(person: str, discharge_id: str, rng: random.Random, n: int) -
     """A cashier's discharge: varied amounts, levels and places, dated in 2025 (covered by the policy)."""
     total = rng.randrange(50_000, 5_000_000)
     day = datetime(2025, 3, 1, 9, 0, tzinfo=SHANGHAI) + timedelta(minutes=n)
-    return {"person_token": person, "discharge_id": discharge_id, "discharged_at": day.isoformat(),
+    return {"id_number": person, "discharge_id": discharge_id, "discharged_at": day.isoformat(),
             "level": rng.choice(("L1", "L2", "L3")), "in_county": rng.random() < 0.8,
             "referred": rng.random() < 0.3, "total_fen": total, "out_of_policy_fen": rng.randrange(0, total // 10 + 1),
             "hospital_code": "H532503001"}
@@ -121,7 +141,7 @@ def discharge_body(person: str, discharge_id: str, rng: random.Random, n: int) -
 
 async def post(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> tuple[int, float]:
     started = time.perf_counter()
-    async with session.post(url, json=body) as resp:
+    async with session.post(url, json=body, headers=AUTH) as resp:
         await resp.read()
         return resp.status, time.perf_counter() - started
 
@@ -229,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = min(max(args.seconds, 1.0), 300.0)
     info = machine()
     command = " ".join([".venv/bin/python", *sys.argv]) if argv is None else "counter_api_latency " + " ".join(argv)
-    persons = [f"p_bench{i:05d}" for i in range(args.persons)]
+    persons = [bench_id(i) for i in range(args.persons)]
     with tempfile.TemporaryDirectory(prefix="hub-api-bench-") as tmp, EmbeddedBroker() as broker:
         ensure_topics(broker.bootstrap)
         log_dir = Path(tmp)
@@ -237,15 +257,17 @@ def main(argv: list[str] | None = None) -> int:
                               extra_env={"HUB_WALL_CLOCK": "0"})
         port = free_port()
         env = {**os.environ, "HUB_BROKER": f"kafka://{broker.bootstrap}", "HUB_API_PORT": str(port),
-               "HUB_LOG_LEVEL": "warning"}
+               "HUB_LOG_LEVEL": "warning", "HUB_PSEUDONYM_KEY": BENCH_KEY,
+               "HUB_API_TOKENS": json.dumps({BENCH_HOSPITAL: BENCH_TOKEN})}
         with (log_dir / "api.log").open("ab") as api_log:
             api = subprocess.Popen([sys.executable, "-m", "hub.api", "127.0.0.1"], env=env, stdout=api_log,
                                    stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)  # noqa: PLW1509
         url = f"http://127.0.0.1:{port}"
         try:
-            enrol(broker.bootstrap, [*persons, "p_warmup"])
+            warmup = bench_id(999_999)
+            enrol(broker.bootstrap, [*persons, warmup])
             wait_healthy(url, api, 60)
-            first = asyncio.run(warm_up(url, "p_warmup", 180))
+            first = asyncio.run(warm_up(url, warmup, 180))
             print(f"warm-up: first settlement answered in {first * 1000:.0f} ms", file=sys.stderr)
             rows = []
             for rate in rates:

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from connectors.sdk import plugins
 from connectors.sdk.errors import ConfigError, PluginNotFound
-from connectors.sdk.loader import build, load_config, runner_for
+from connectors.sdk.loader import build, check_secrets, load_config, runner_for
 from connectors.sdk.scaffold import scaffold
 from hub.metrics import start_exporter, stop_exporter
 
@@ -50,6 +50,8 @@ def connector_run(config_path: str, bootstrap: str, out: TextIO, err: TextIO, *,
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cls, cfg = load_config(config_path)
+        for warning in check_secrets(cfg, f"hub connector run {config_path}"):
+            err.write(warning + "\n")
         connector = build(cls, cfg)
     except ConfigError as exc:
         err.write(f"invalid: {exc}\n")

@@ -6,6 +6,17 @@ Overview
     (a body with ``reverses`` is a reversal, 冲正, answered by the negated settlement).
     ``GET /v1/status/{kind}/{id}`` answers a request that outlived its wait; ``GET /healthz``.
 
+Who may call, and with what (an edge, like the connectors)
+    Every request but ``/healthz`` carries ``Authorization: Bearer <token>``; each hospital has its own
+    token (``HUB_API_TOKENS``: hospital code → token), and the hospital is the token's, never the body's:
+    ``hospital_code`` is filled from it (a body naming another hospital: 403), and a status URL answers
+    only the hospital that posted. The cashier sends the patient's raw ``id_number`` (over TLS); the API
+    validates it and pseudonymises it itself, so no hospital holds ``HUB_PSEUDONYM_KEY`` (with which it
+    could turn any token back into an ID number by enumeration). A ``person_token`` in the body is
+    refused, and answers leave it out (data minimisation: the hospital knows its patient).
+    Development credentials (the built-in default) and tokens shorter than 32 characters are refused
+    outside the embedded broker and warned about on it (``hub.keys``).
+
 Why request/reply *through the pipeline* and not a side computation
     The person processor is the one holder of the state a decision needs (categories, enrolment,
     year-to-date sums, blacklist), and it settles a discharge id exactly once. Computing the answer
@@ -17,9 +28,10 @@ How it works
     One shared aiokafka producer, and one consumer that *tails* ``hub.deposit-decisions.v1``,
     ``hub.settlements.v1`` and ``hub.dead-letters.v1``: all partitions assigned (no consumer group,
     so every API replica sees every record and nothing is committed), positioned at the end before
-    the first request is accepted. A request registers a future under the output's deterministic
-    ``event_id`` (``deposit_decision:{person}:{admission_id}``, ``settlement:{person}:{discharge_id}``
-    [``:reversal``]) *before* producing, so its answer cannot be missed. A dead letter names the
+    the first request is accepted. A request registers a future under what identifies its answer —
+    (kind, hospital, person, admission or discharge id), read from the output record's own fields, so
+    the match does not depend on how the processor spells its event ids — *before* producing, so its
+    answer cannot be missed. A dead letter names the
     input's topic/partition/offset, which the producer's acknowledgement told us; one arriving before
     that acknowledgement is kept briefly and matched afterwards. Only records keyed by a person with
     a request in flight are decoded, so a busy pipeline costs the API little.
@@ -29,19 +41,26 @@ How it works
     ≈600 fetches/s, a third of a core). The next request seeks to the end and resolves the position
     (≈1 ms) *before* producing, so its answer, written after the input, cannot be skipped.
 
-    Request body = the event's JSON form without ``event_id`` (filled deterministically:
-    ``api:admission:{hospital_code}:{admission_id}``, ``api:discharge:…``, ``api:reversal:{hospital}:{reverses}``,
-    so a retried POST is the same event) and, optionally, without ``occurred_at`` (then: now, Asia/Shanghai).
+    Request body = the event's JSON form with ``id_number`` in place of ``person_token``, without
+    ``event_id`` (filled deterministically: ``api:admission:{hospital_code}:{admission_id}``,
+    ``api:discharge:…``, ``api:reversal:{hospital}:{reverses}``, so a retried POST is the same event),
+    optionally without ``hospital_code`` (the token's) and ``occurred_at`` (then: now, Asia/Shanghai).
+    Bodies are parsed with bounds (64 KiB, nesting depth 32: ``hub.safejson``); a malformed body is a 4xx,
+    never a 500.
 
 Answers
     ==========  ===============================================================================
-    200         ``{"kind", "id", "status": "done", "status_url", "result": <output event JSON>}``
+    200         ``{"kind", "id", "status": "done", "status_url", "result": <output event JSON without
+                person_token>}``
     202         the bounded wait (``wait_seconds``) ran out: ``{"status": "pending", "status_url"}``
                 and a ``Location`` header; the status URL answers 200 once the result is in
     422         invalid body: ``{"error": "invalid_input", "errors": [{"field", "problem"}]}`` (from the
                 pydantic event models; input values are never echoed), or the processor dead-lettered
                 the input (``no_policy``, ``invalid_input`` …): ``{"status": "rejected", "error", "detail"}``
-    409         the reversal conflicts with the ledger (``unknown_discharge``, ``already_reversed``)
+    401 / 403   missing or unknown token / a body or status URL of another hospital
+    409         the reversal conflicts with the ledger (``unknown_discharge``, ``already_reversed``), or
+                the discharge id was settled before with another payload (``conflicting_redelivery``)
+    413         body too large or nested too deep
     503         the broker did not take the event, too many requests in flight, or shutting down
     ==========  ===============================================================================
 
@@ -51,17 +70,16 @@ Behaviour when things go wrong
     second decision (§4); this API answers it from its memory of recent results, else 202 and the
     status stays pending. Pending requests are forgotten after ``pending_ttl`` seconds and the status
     then answers 404, as for an id this instance never saw (results live in a bounded LRU in memory,
-    not on disk: the topics stay the record). No authentication here: serve it on loopback or behind
-    the hospital network's TLS proxy.
+    not on disk: the topics stay the record). Serve it behind the hospital network's TLS proxy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
-import re
 import signal
 import sys
 import threading
@@ -76,9 +94,12 @@ from urllib.parse import quote
 import pydantic
 from aiohttp import web
 
-from hub import codec
+from hub import codec, identity
+from hub.config import Settings
+from hub.errors import ValidationError as HubValidationError
 from hub.events import AdmissionRegistered, DischargeSettlementRequested, Event, model_for
 from hub.metrics import METRICS
+from hub.safejson import JsonRefused, loads_bounded
 from hub.timeutil import SHANGHAI
 from hub.topics import DEAD_LETTERS
 
@@ -92,18 +113,19 @@ DECISIONS = "hub.deposit-decisions.v1"
 SETTLEMENTS = "hub.settlements.v1"
 TAILED = (DECISIONS, SETTLEMENTS, DEAD_LETTERS)
 KINDS = ("admission", "discharge", "reversal")
-CONFLICT_REASONS = frozenset({"unknown_discharge", "already_reversed"})
-WARNING_REASONS = frozenset({"conflicting_redelivery"})
-"""Dead-letter reasons that accompany a result rather than replace it (§3: the original settlement stands)."""
+CONFLICT_REASONS = frozenset({"unknown_discharge", "already_reversed", "conflicting_redelivery"})
+WARNING_REASONS: frozenset[str] = frozenset()
+"""Dead-letter reasons that accompany a result rather than replace it (none: a conflicting redelivery is a
+409 — answering it with the original settlement would show one hospital another's figures)."""
+MAX_BODY_BYTES = 64 * 1024
 
 _CONNECTOR = "counter-api"
-_ID_SHAPE = re.compile(r"(?<![0-9])(\d{17}[\dXx]|\d{15})(?![0-9])")
 _EARLY_DEAD_MAX = 2000
 
 
 def _scrub(text: str) -> str:
     """Mask anything shaped like a resident ID number: an answer must never carry one (§1)."""
-    return _ID_SHAPE.sub("<masked>", text)
+    return identity.redact(text)
 
 
 # ---------------------------------------------------------------- requests
@@ -114,11 +136,12 @@ class CounterRequest:
     """A validated cashier request: the event to produce and the output that answers it."""
 
     kind: str  # admission | discharge | reversal
-    status_id: str  # "{person}:{admission_id}" … — the {id} of the status URL
-    output_id: str  # event_id of the processor's answer
+    status_id: str  # the admission id, discharge id, or reversed id: the {id} of the status URL
+    output_id: str  # what identifies the processor's answer: match_key(kind, hospital, person, id)
     input_topic: str
     key: bytes
     value: bytes
+    hospital: str = ""
 
     @property
     def status_url(self) -> str:
@@ -137,11 +160,21 @@ def status_url(kind: str, status_id: str) -> str:
     return f"/v1/status/{kind}/{quote(status_id, safe=':@')}"
 
 
-def output_id(kind: str, status_id: str) -> str:
-    """The ``event_id`` the person processor gives the answer (hub.processors.convert / monitor outputs)."""
-    if kind == "admission":
-        return f"deposit_decision:{status_id}"
-    return f"settlement:{status_id}" + (":reversal" if kind == "reversal" else "")
+def match_key(kind: str, hospital: str, person: str, ref: str) -> str:
+    """What identifies the answer to a request, computable from the output record's own fields."""
+    return json.dumps([kind, hospital, person, ref], ensure_ascii=False)
+
+
+def answer_key(schema: str, record: dict[str, Any]) -> str | None:
+    """The :func:`match_key` of an output record (a deposit decision or a settlement), else None."""
+    person, hospital = str(record.get("person_token")), str(record.get("hospital_code") or "")
+    if schema == "hub.outputs.DepositDecision":
+        return match_key("admission", hospital, person, str(record.get("admission_id")))
+    if schema == "hub.outputs.Settlement":
+        if record.get("reverses"):
+            return match_key("reversal", hospital, person, str(record["reverses"]))
+        return match_key("discharge", hospital, person, str(record.get("discharge_id")))
+    return None
 
 
 def _input_event_id(route: str, body: dict[str, Any]) -> str:
@@ -154,37 +187,77 @@ def _input_event_id(route: str, body: dict[str, Any]) -> str:
     return f"api:discharge:{hospital}:{body.get('discharge_id')}"
 
 
-def parse_request(route: str, raw: bytes, now: datetime) -> CounterRequest:
-    """Body of ``POST /v1/admissions`` (route ``admission``) or ``/v1/discharges`` → a request.
+class Forbidden(Exception):
+    """A body acting for another hospital (403); ``errors`` as in :class:`InvalidRequest`."""
 
-    Raises :class:`InvalidRequest` with one entry per field problem (all of them, not the first).
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(e["problem"] for e in errors))
+
+
+class TooLarge(InvalidRequest):
+    """A body over the size or nesting bounds (413)."""
+
+
+def _field_errors(model: type[Event], exc: pydantic.ValidationError) -> list[dict[str, str]]:
+    """pydantic errors that never repeat the input: unknown field names are not shown either."""
+    out = []
+    for e in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = [str(p) for p in e["loc"]]
+        known = bool(loc) and (loc[0] in model.model_fields or loc[0] == "id_number")
+        out.append({"field": ".".join(loc) if known else ("<unknown field>" if loc else "<body>"),
+                    "problem": _scrub(e["msg"]) if known or not loc else "not a field of this request"})
+    return out
+
+
+def parse_request(route: str, raw: bytes, now: datetime, *, hospital: str, pseudonym_key: str) -> CounterRequest:
+    """Body of ``POST /v1/admissions`` (route ``admission``) or ``/v1/discharges`` from ``hospital`` → a request.
+
+    ``hospital`` is the authenticated caller (its token's); ``pseudonym_key`` turns ``id_number`` into the
+    person token. Raises :class:`InvalidRequest` with one entry per field problem (all of them, not the
+    first), :class:`TooLarge` or :class:`Forbidden`.
     """
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest([{"field": "<body>", "problem": f"not JSON: {exc}"}]) from None
+        body = loads_bounded(raw, max_bytes=MAX_BODY_BYTES)
+    except JsonRefused as exc:
+        cls = TooLarge if exc.limit in ("depth", "size") else InvalidRequest
+        raise cls([{"field": "<body>", "problem": exc.problem}]) from None
     if not isinstance(body, dict):
         raise InvalidRequest([{"field": "<body>", "problem": f"expected a JSON object, found {type(body).__name__}"}])
     if "event_id" in body:
         raise InvalidRequest([{"field": "event_id", "problem": "set by the counter API from the body; leave it out"}])
+    if "person_token" in body:
+        problem = "send the patient's id_number: the counter API pseudonymises it (hospitals hold no pseudonym key)"
+        raise InvalidRequest([{"field": "person_token", "problem": problem}])
+    if body.setdefault("hospital_code", hospital) != hospital:
+        raise Forbidden([{"field": "hospital_code", "problem": "names another hospital than the token's"}])
+    errors: list[dict[str, str]] = []
+    number = body.pop("id_number", None)
+    try:
+        body["person_token"] = identity.person_token(identity.validate_id_number(number), pseudonym_key)
+    except HubValidationError as exc:
+        errors.append({"field": "id_number", "problem": _scrub(exc.problem) if number is not None else "is required"})
+        body["person_token"] = "p_" + "0" * 32  # placeholder, so every other field is still judged
     model: type[Event] = AdmissionRegistered if route == "admission" else DischargeSettlementRequested
     value = {**body, "event_id": _input_event_id(route, body)}
     value.setdefault("occurred_at", now.astimezone(SHANGHAI).isoformat())
     try:
         event = model.model_validate_json(json.dumps(value))
     except pydantic.ValidationError as exc:  # field errors; never the input (it may hold an ID number)
-        raise InvalidRequest([
-            {"field": ".".join(str(p) for p in e["loc"]) or "<body>", "problem": _scrub(e["msg"])}
-            for e in exc.errors(include_url=False, include_input=False, include_context=False)
-        ]) from None
+        raise InvalidRequest(errors + _field_errors(model, exc)) from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(errors + [{"field": "<body>", "problem": type(exc).__name__}]) from None
+    if errors:
+        raise InvalidRequest(errors)
     person = event.person_token  # type: ignore[attr-defined]
     if isinstance(event, AdmissionRegistered):
-        kind, sid, topic = "admission", f"{person}:{event.admission_id}", ADMISSIONS
+        kind, sid, topic = "admission", event.admission_id, ADMISSIONS
     elif isinstance(event, DischargeSettlementRequested) and event.reverses is not None:
-        kind, sid, topic = "reversal", f"{person}:{event.reverses}", DISCHARGES
+        kind, sid, topic = "reversal", event.reverses, DISCHARGES
     else:
-        kind, sid, topic = "discharge", f"{person}:{event.discharge_id}", DISCHARGES  # type: ignore[attr-defined]
-    return CounterRequest(kind, sid, output_id(kind, sid), topic, person.encode(), codec.encode(model.SCHEMA, event))
+        kind, sid, topic = "discharge", event.discharge_id, DISCHARGES  # type: ignore[attr-defined]
+    return CounterRequest(kind, sid, match_key(kind, hospital, person, sid), topic, person.encode(),
+                          codec.encode(model.SCHEMA, event), hospital)
 
 
 # ---------------------------------------------------------------- the bridge
@@ -327,7 +400,7 @@ class CounterBridge:
         """Produce ``req`` and wait (bounded) for its answer; 202 when the wait runs out."""
         deadline = time.monotonic() + self.wait_seconds
         if req.kind == "admission":  # §4: a decided admission id gets no second decision; answer ours
-            known = self._results.get((req.kind, req.status_id))
+            known = self._results.get((req.hospital, req.kind, req.status_id))
             if known is not None and known.status == 200:
                 return known
         pending = self._pending.get(req.output_id)
@@ -352,17 +425,22 @@ class CounterBridge:
             return Answer(202, {"kind": req.kind, "id": req.status_id, "status": "pending",
                                 "status_url": req.status_url})
 
-    def status(self, kind: str, status_id: str) -> Answer:
-        """200/4xx with the remembered answer, 202 while pending, 404 when unknown to this instance."""
-        known = self._results.get((kind, status_id))
+    def status(self, kind: str, status_id: str, hospital: str = "") -> Answer:
+        """200/4xx with the remembered answer, 202 while pending, 404 when unknown to this instance.
+
+        Only the hospital that posted sees an answer: another hospital gets the same 404 as for an id
+        never posted (the status URL is no oracle for other hospitals' patients).
+        """
+        known = self._results.get((hospital, kind, status_id))
         if known is not None:
-            self._results.move_to_end((kind, status_id))
+            self._results.move_to_end((hospital, kind, status_id))
             return known
-        if output_id(kind, status_id) in self._pending:
+        if any(p.request.hospital == hospital and (p.request.kind, p.request.status_id) == (kind, status_id)
+               for p in self._pending.values()):
             return Answer(202, {"kind": kind, "id": status_id, "status": "pending",
                                 "status_url": status_url(kind, status_id)})
-        return Answer(404, {"error": "unknown", "detail": f"no {kind} {status_id!r} was posted to this API "
-                            "recently (results are remembered in memory, bounded)"})
+        return Answer(404, {"error": "unknown", "detail": f"no {kind} with this id was posted by your hospital to "
+                            "this API recently (results are remembered in memory, bounded)"})
 
     def _register(self, req: CounterRequest) -> _Pending:
         p = _Pending(req, asyncio.get_running_loop().create_future(), time.monotonic())
@@ -404,7 +482,7 @@ class CounterBridge:
             p.future.set_result(answer)
 
     def _remember(self, req: CounterRequest, answer: Answer) -> None:
-        key = (req.kind, req.status_id)
+        key = (req.hospital, req.kind, req.status_id)
         self._results[key] = answer
         self._results.move_to_end(key)
         while len(self._results) > self.remember:
@@ -443,15 +521,16 @@ class CounterBridge:
         if topic == DEAD_LETTERS:
             self._on_dead_letter(record)
             return
-        oid = record.get("event_id")
-        p = self._pending.get(oid) if isinstance(oid, str) else None
+        oid = answer_key(schema, record)
+        p = self._pending.get(oid) if oid is not None else None
         if p is None:
             return
         try:
             result = codec.to_json_dict(model_for(schema).model_validate(record))
         except Exception as exc:  # a record that breaks its own model: report it rather than hang
-            log.warning("counter API: %s %s does not fit its model: %s", schema, oid, exc)
+            log.warning("counter API: %s %s does not fit its model: %s", schema, record.get("event_id"), exc)
             result = {k: v for k, v in record.items() if isinstance(v, (str, int, bool, type(None)))}
+        result.pop("person_token", None)  # the hospital knows its patient; the token is not for it
         req = p.request
         self._finish(req.output_id, Answer(200, {"kind": req.kind, "id": req.status_id, "status": "done",
                                                  "status_url": req.status_url, "result": result}))
@@ -502,24 +581,58 @@ def _json(answer: Answer) -> web.Response:
                              dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
+TOKENS = web.AppKey("counter_tokens", dict)
+PSEUDONYM_KEY = web.AppKey("counter_pseudonym_key", str)
+
+
+def _caller(request: web.Request) -> str | None:
+    """The hospital whose bearer token the request carries (compared in constant time), else None."""
+    auth = request.headers.get("Authorization", "")
+    token = auth[7:].strip() if auth.startswith("Bearer ") else ""
+    found = None
+    for hospital, expected in request.app[TOKENS].items():
+        if token and hmac.compare_digest(token.encode(), expected.encode()):
+            found = hospital
+    return found
+
+
+_UNAUTHORISED = Answer(401, {"error": "unauthorised", "detail": "missing or unknown bearer token; each hospital "
+                             "has its own (HUB_API_TOKENS)"})
+
+
 def _post(route: str) -> Any:
     async def handler(request: web.Request) -> web.Response:
         bridge = request.app[BRIDGE]
+        hospital = _caller(request)
+        if hospital is None:
+            return _json(_UNAUTHORISED)
         try:
-            req = parse_request(route, await request.read(), datetime.now(SHANGHAI))
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _json(Answer(413, {"error": "too_large", "detail": f"body larger than {MAX_BODY_BYTES} bytes"}))
+        try:
+            req = parse_request(route, raw, datetime.now(SHANGHAI), hospital=hospital,
+                                pseudonym_key=request.app[PSEUDONYM_KEY])
+        except Forbidden as exc:
+            METRICS.connector_records.labels(connector=_CONNECTOR, outcome="rejected").inc()
+            return _json(Answer(403, {"error": "forbidden", "errors": exc.errors}))
         except InvalidRequest as exc:
             METRICS.connector_records.labels(connector=_CONNECTOR, outcome="rejected").inc()
-            return _json(Answer(422, {"error": "invalid_input", "errors": exc.errors}))
+            status = 413 if isinstance(exc, TooLarge) else 422
+            return _json(Answer(status, {"error": "invalid_input", "errors": exc.errors}))
         return _json(await bridge.submit(req))
 
     return handler
 
 
 async def _status(request: web.Request) -> web.Response:
+    hospital = _caller(request)
+    if hospital is None:
+        return _json(_UNAUTHORISED)
     kind, status_id = request.match_info["kind"], request.match_info["id"]
     if kind not in KINDS:
         return _json(Answer(404, {"error": "unknown_kind", "detail": f"kind must be one of {', '.join(KINDS)}"}))
-    return _json(request.app[BRIDGE].status(kind, status_id))
+    return _json(request.app[BRIDGE].status(kind, status_id, hospital))
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -527,10 +640,41 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response(bridge.health(), status=200 if bridge.healthy else 503)
 
 
+def credentials(settings: Settings | None = None, *, where: str = "counter API") -> tuple[dict[str, str], str]:
+    """(hospital → token, pseudonym key) from settings, judged by ``hub.keys``.
+
+    Development or weak credentials raise :class:`hub.keys.WeakSecret` unless the hub runs on its
+    embedded broker, where they are warned about loudly.
+    """
+    from hub.config import get_settings
+    from hub.keys import judge, secret_problems, settings_findings
+
+    s = settings or get_settings()
+    dev = Settings.model_fields["api_tokens"].default_factory()  # type: ignore[misc]
+    findings = settings_findings(s, edge=False)
+    for hospital, token in s.api_tokens.items():
+        findings += [(f"HUB_API_TOKENS[{hospital}]", p)
+                     for p in secret_problems(token, dev=dev.get(hospital) == token)]
+    judge(findings, embedded=s.broker == "embedded", where=where, logger=log)
+    return dict(s.api_tokens), s.pseudonym_key
+
+
 def create_api(bootstrap: str, *, wait_seconds: float = 5.0, remember: int = 10_000,
-               pending_ttl: float = 600.0, idle_pause_seconds: float = 2.0) -> web.Application:
-    """The counter API as an aiohttp application; its bridge connects at startup, before serving."""
-    app = web.Application(client_max_size=64 * 1024)
+               pending_ttl: float = 600.0, idle_pause_seconds: float = 2.0, tokens: dict[str, str] | None = None,
+               pseudonym_key: str | None = None) -> web.Application:
+    """The counter API as an aiohttp application; its bridge connects at startup, before serving.
+
+    ``tokens`` (hospital → bearer token) and ``pseudonym_key`` default to hub settings (:func:`credentials`).
+    """
+    if tokens is None or pseudonym_key is None:
+        default_tokens, default_key = credentials()
+        tokens = default_tokens if tokens is None else tokens
+        pseudonym_key = default_key if pseudonym_key is None else pseudonym_key
+    if not tokens:
+        raise ValueError("the counter API needs at least one hospital credential (HUB_API_TOKENS)")
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[TOKENS] = dict(tokens)
+    app[PSEUDONYM_KEY] = pseudonym_key
     app[BRIDGE] = CounterBridge(bootstrap, wait_seconds=wait_seconds, remember=remember, pending_ttl=pending_ttl,
                                 idle_pause_seconds=idle_pause_seconds)
 
@@ -550,8 +694,10 @@ def create_api(bootstrap: str, *, wait_seconds: float = 5.0, remember: int = 10_
 # ---------------------------------------------------------------- serving
 
 
-async def _start_site(bootstrap: str, host: str, port: int, wait_seconds: float) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(create_api(bootstrap, wait_seconds=wait_seconds), access_log=None)
+async def _start_site(bootstrap: str, host: str, port: int, wait_seconds: float, tokens: dict[str, str] | None = None,
+                      pseudonym_key: str | None = None) -> tuple[web.AppRunner, str]:
+    app = create_api(bootstrap, wait_seconds=wait_seconds, tokens=tokens, pseudonym_key=pseudonym_key)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()  # runs the bridge's start: connected and at the end of the outputs
     try:
         site = web.TCPSite(runner, host, port)
@@ -590,8 +736,10 @@ class ApiThread:
     ``http://HOST:PORT`` with the bound port (``port=0`` picks a free one). ``stop()`` is idempotent.
     """
 
-    def __init__(self, bootstrap: str, host: str = "127.0.0.1", port: int = 0, *, wait_seconds: float = 5.0) -> None:
+    def __init__(self, bootstrap: str, host: str = "127.0.0.1", port: int = 0, *, wait_seconds: float = 5.0,
+                 tokens: dict[str, str] | None = None, pseudonym_key: str | None = None) -> None:
         self.bootstrap, self.host, self.port, self.wait_seconds = bootstrap, host, port, wait_seconds
+        self.tokens, self.pseudonym_key = tokens, pseudonym_key
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -606,7 +754,8 @@ class ApiThread:
             self._loop = loop
             try:
                 self._runner, self.url = loop.run_until_complete(
-                    _start_site(self.bootstrap, self.host, self.port, self.wait_seconds))
+                    _start_site(self.bootstrap, self.host, self.port, self.wait_seconds, self.tokens,
+                                self.pseudonym_key))
             except BaseException as exc:
                 failure.append(exc)
                 ready.set()
@@ -649,8 +798,14 @@ def serve_api_command(host: str = "127.0.0.1", port: int | None = None, *, out: 
     """``hub api``: serve the counter API against HUB_BROKER (``hub up`` starts it with the embedded broker)."""
     from hub.config import get_settings
     from hub.errors import BrokerError
+    from hub.keys import WeakSecret
 
     settings = get_settings()
+    try:
+        credentials(settings, where="hub api")
+    except WeakSecret as exc:
+        err.write(f"hub api: {exc}\n")
+        return 2
     if settings.broker == "embedded":
         err.write("hub api: HUB_BROKER is 'embedded'; the API joins a running broker. `hub up` starts the API "
                   "with its embedded broker, or set HUB_BROKER=kafka://host:port.\n")

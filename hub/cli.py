@@ -19,8 +19,12 @@ app = typer.Typer(
 )
 connector_app = typer.Typer(help="Department connectors at the edge: list, validate, run, scaffold.")
 schemas_app = typer.Typer(help="The Avro event contract in schemas/: list it, check compatibility.")
+privacy_app = typer.Typer(help="Privacy checks: look for ID numbers, names and unkeyed ids where none may be.")
+audit_app = typer.Typer(help="The tamper-evident audit log of deliveries, referral transitions and settlements.")
 app.add_typer(connector_app, name="connector")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(audit_app, name="audit")
 
 
 @app.command()
@@ -210,6 +214,32 @@ def connector_new(
     from connectors.cli import connector_new as run
 
     raise typer.Exit(run(name, str(dest), sys.stdout, sys.stderr))
+
+
+@privacy_app.command("scan")
+def privacy_scan(
+    bootstrap: str = typer.Option("", help="broker to read every topic of (host:port; default: HUB_BROKER if kafka://)"),
+    files: list[Path] = typer.Option([], "--files", help="exported files, folders and logs to scan"),
+    url: list[str] = typer.Option([], "--url", help="text endpoints to scan, e.g. the worker's /metrics"),
+    roster: list[Path] = typer.Option([], "--roster", help="input rosters (CSV/XLSX or folders): their names and "
+                                                          "ID numbers are what to look for"),
+) -> None:
+    """Report any valid ID number, any roster name, and any id computable from an ID number without a key."""
+    from hub.config import get_settings
+    from hub.privacy import scan_command
+
+    settings = get_settings()
+    servers = bootstrap or (",".join(settings.bootstrap_servers()) if settings.broker != "embedded" else "")
+    raise typer.Exit(scan_command(bootstrap=servers or None, files=files, urls=url, rosters=roster))
+
+
+@audit_app.command("verify")
+def audit_verify(log: Path = typer.Argument(..., help="the audit log (JSON lines; its .head file beside it)")) -> None:
+    """Check the hash chain; name every edited, inserted or removed entry (key: HUB_AUDIT_KEY)."""
+    from hub.audit import verify_command
+    from hub.config import get_settings
+
+    raise typer.Exit(verify_command(log, get_settings().audit_key, sys.stdout))
 
 
 def main() -> None:

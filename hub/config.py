@@ -90,9 +90,7 @@ class Settings(BaseSettings):
     region: str = Field("532503", description="home pooling region whose [risk]/[referrals] rules apply")
     wall_clock: bool = Field(True, description="false: rules run on event time only (replay, simulator)")
     batch_max: int = Field(2000, ge=1, description="records per processor batch")
-    batch_within: float = Field(0.2, gt=0, description="seconds a processor waits to fill a batch")
     tick_seconds: float = Field(5.0, gt=0, description="seconds between the processor's timer ticks")
-    empty_fetch_pause_ms: float = Field(10.0, ge=0, description="pause after an empty fetch (noida-db spins)")
 
     # -- Kafka: replication of every topic the hub creates ---------------------------------------
     kafka_replication_factor: int | None = Field(
@@ -111,6 +109,17 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = Field(None, description="client key (PEM) for mutual TLS")
     kafka_ssl_password: SecretStr | None = Field(None, description="password of the client key, if encrypted")
     kafka_ssl_check_hostname: bool = Field(True, description="verify the broker's name against its certificate")
+
+    # -- the edge: counter API credentials, audit log ------------------------------------------
+    api_tokens: dict[str, str] = Field(
+        default_factory=lambda: {"H532503001": "dev-token-counter-H532503001"},
+        description="counter API credentials: hospital code → bearer token, JSON in HUB_API_TOKENS "
+                    "(the default is a development credential, refused outside the embedded broker)")
+    audit_key: str = Field("dev-only-audit-key-do-not-use-in-production",
+                           description="HMAC key of the audit log's hash chain (HUB_AUDIT_KEY; keep it from the "
+                                       "log's writers' admins)")
+    audit_log: Path | None = Field(None, description="audit log every sink connector appends its deliveries to "
+                                                     "(HUB_AUDIT_LOG; none: deliveries are not audited)")
 
     @field_validator("broker")
     @classmethod

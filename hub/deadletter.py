@@ -5,8 +5,10 @@ they failed, and where they came from (source, topic, partition, offset) — and
 edge may hold raw identifiers (an ID number, a name), which must never travel in clear (§1). So the
 edge passes its AES-256 key (``HUB_EDGE_KEY``) as ``encrypt_with`` and the original is stored as
 ``nonce (12 bytes) + AES-GCM ciphertext`` with ``original_encrypted = true`` and ``key_id`` naming
-the key (a fingerprint, not the key). The associated data binds the ciphertext to its ``source``,
-so an original cannot be pasted into another source's dead letter unnoticed.
+the key (a fingerprint, not the key). The associated data binds the ciphertext to the fields that say
+what it is — ``source``, ``reason``, ``topic``, ``partition``, ``offset`` and ``key_id`` — so an original
+cannot be pasted into another dead letter, or its reason or location changed, unnoticed. (Records
+written before this binding, whose associated data is the source alone, still decrypt.)
 
 The ``event_id`` is deterministic: the same failure redelivered gives the same id, so a consumer of
 ``hub.dead-letters.v1`` can de-duplicate. When encrypting, it is an HMAC under the edge key rather
@@ -19,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import os
 from collections.abc import Mapping
 from datetime import datetime
@@ -30,12 +33,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hub.codec import SchemaStore, encode
 from hub.errors import ValidationError
 from hub.events import DeadLetter
+from hub.identity import redact
 from hub.timeutil import SHANGHAI
 
 __all__ = ["NONCE_SIZE", "dead_letter", "build_dead_letter", "decrypt_original", "edge_key_bytes", "key_id"]
 
 NONCE_SIZE = 12
 _AAD_PREFIX = b"hub.dead-letters.v1|source="
+_AAD_V2 = b"hub.dead-letters.v1|aad=2"
 
 
 def edge_key_bytes(key: str | bytes) -> bytes:
@@ -57,7 +62,15 @@ def key_id(key: bytes) -> str:
 
 
 def _aad(source: str) -> bytes:
+    """Associated data of the first format (source only): kept so older records still decrypt."""
     return _AAD_PREFIX + source.encode("utf-8")
+
+
+def _aad_v2(source: str, reason: str, topic: str | None, partition: int | None, offset: int | None,
+            kid: str) -> bytes:
+    """Associated data binding the ciphertext to every field that says what and where it is."""
+    fields = [source, reason, topic, partition, offset, kid]
+    return _AAD_V2 + b"|" + json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _event_id(original: bytes, source: str, reason: str, topic: str | None, partition: int | None,
@@ -84,12 +97,12 @@ def build_dead_letter(original: bytes, source: str, reason: str, detail: str, *,
     stored, kid = original, None
     if ekey is not None:
         nonce = os.urandom(NONCE_SIZE)
-        stored = nonce + AESGCM(ekey).encrypt(nonce, original, _aad(source))
         kid = key_id(ekey)
+        stored = nonce + AESGCM(ekey).encrypt(nonce, original, _aad_v2(source, reason, topic, partition, offset, kid))
     return DeadLetter(
         event_id=_event_id(original, source, reason, topic, partition, offset, ekey),
         occurred_at=when, source=source, topic=topic, partition=partition, offset=offset, reason=reason,
-        detail=detail, original=stored, original_encrypted=ekey is not None, key_id=kid, failed_at=failed,
+        detail=redact(detail), original=stored, original_encrypted=ekey is not None, key_id=kid, failed_at=failed,
     )
 
 
@@ -101,14 +114,14 @@ def dead_letter(original: bytes, source: str, reason: str, detail: str, *, topic
 
     ``source`` names who failed (connector or processor); ``reason`` is machine-readable
     (``invalid_input``, ``no_policy``, ``malformed`` …), ``detail`` says what was expected and found
-    (never a raw ID number: use ``hub.identity.mask``). ``topic``/``partition``/``offset`` locate an
-    original read from a topic. ``key`` is the record key to use (default: the source, UTF-8, as the
-    topic catalogue says). ``at`` is the event time (default: now) and ``failed_at`` when it failed (default:
-    ``at``); the stream processor gives event times for both, so a redelivered input gives the same dead
-    letter (policy-spec §8.5), and leaves ``offset`` out when the input has an id of its own (a re-sent copy
-    sits at another offset). ``encrypt_with`` is the edge key
-    (32 bytes, or the base64 text of ``HUB_EDGE_KEY``): give it whenever the original may hold raw
-    identifiers, i.e. always at the edge.
+    (never a raw ID number: it is masked here in any case, ``hub.identity.redact``).
+    ``topic``/``partition``/``offset`` locate an original read from a topic. ``key`` is the record key
+    to use (default: the source, UTF-8, as the topic catalogue says). ``at`` is the event time (default:
+    now) and ``failed_at`` when it failed (default: ``at``); the stream processor gives event times for
+    both, so a redelivered input gives the same dead letter (policy-spec §8.5), and leaves ``offset`` out
+    when the input has an id of its own (a re-sent copy sits at another offset). ``encrypt_with`` is the
+    edge key (32 bytes, or the base64 text of ``HUB_EDGE_KEY``): give it whenever the original may hold
+    raw identifiers, i.e. always at the edge.
     """
     event = build_dead_letter(original, source, reason, detail, topic=topic, partition=partition,
                               offset=offset, at=at, failed_at=failed_at, encrypt_with=encrypt_with)
@@ -132,8 +145,13 @@ def decrypt_original(record: DeadLetter | Mapping[str, Any], key: bytes | str) -
         raise ValidationError("key_id", f"encrypted with key {data['key_id']}, not with {key_id(ekey)}")
     if len(original) < NONCE_SIZE + 16:
         raise ValidationError("original", "too short to be nonce + AES-GCM ciphertext")
-    try:
-        return AESGCM(ekey).decrypt(original[:NONCE_SIZE], original[NONCE_SIZE:], _aad(data["source"]))
-    except InvalidTag:
-        problem = "AES-GCM authentication failed: wrong key or tampered record"
-        raise ValidationError("original", problem) from None
+    aes, nonce, sealed = AESGCM(ekey), original[:NONCE_SIZE], original[NONCE_SIZE:]
+    bound = _aad_v2(data["source"], data["reason"], data.get("topic"), data.get("partition"), data.get("offset"),
+                    key_id(ekey))
+    for aad in (bound, _aad(data["source"])):
+        try:
+            return aes.decrypt(nonce, sealed, aad)
+        except InvalidTag:
+            continue
+    problem = "AES-GCM authentication failed: wrong key or tampered record"
+    raise ValidationError("original", problem)

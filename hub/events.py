@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
@@ -33,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from hub.identity import TOKEN_PATTERN, redact
 from hub.timeutil import SHANGHAI
 from hub.topics import CATALOGUE
 
@@ -44,7 +44,7 @@ __all__ = [
     "DischargeSettlementRequested", "DiagnosisRecorded", "FamilyDoctorEvent", "FacilityStaffingChanged",
     "PaymentDefaultChanged", "ReferralUpdated", "DepositDecision", "Settlement", "RiskFlagChanged",
     "ReferralChanged", "MismatchChanged", "DeadLetter", "MODELS", "BY_TOPIC", "model_for",
-    "model_for_topic",
+    "model_for_topic", "referral_addressees", "referral_facility",
 ]
 
 
@@ -182,14 +182,23 @@ CATEGORY_OWNER: dict[Category, Department] = {
 
 # ---------------------------------------------------------------- field types
 
-_ID_NUMBER_SHAPE = re.compile(r"^\s*(\d{17}[\dXx]|\d{15})\s*$")
+_TOKEN_PROBLEM = "must be a person token: p_ followed by 32 lower-case hex characters (hub.identity.person_token)"
 
 
-def _not_an_id_number(value: str) -> str:
-    # Raw ID numbers never travel on hub topics (§1): catch the obvious mistake of a connector
-    # putting the number itself where the keyed token belongs. The message never echoes it.
-    if _ID_NUMBER_SHAPE.match(value):
-        raise ValueError("looks like a raw resident ID number; use hub.identity.person_token(...)")
+def _person_token(value: str) -> str:
+    # Raw ID numbers never travel on hub topics (§1). One shape only: a check for "looks like an ID
+    # number" let ``ID5301…`` and ``530102-19900101-1231`` through. The message never echoes the value.
+    if TOKEN_PATTERN.match(value) is None:
+        if redact(value) != value:
+            raise ValueError("looks like a raw resident ID number; use hub.identity.person_token(...)")
+        raise ValueError(_TOKEN_PROBLEM)
+    return value
+
+
+def _no_id_number(value: str) -> str:
+    # Facility codes, referral subjects: free text from a department, which must not carry an ID number.
+    if redact(value) != value:
+        raise ValueError("holds something shaped like a resident ID number; ids must not carry one")
     return value
 
 
@@ -216,7 +225,9 @@ Fen = Annotated[Long, Field(ge=0)]
 Bool = Annotated[bool, Strict()]
 Id = Annotated[str, Field(min_length=1)]
 """Ids and codes are non-empty strings (§7)."""
-PersonToken = Annotated[str, Field(min_length=1), AfterValidator(_not_an_id_number)]
+PersonToken = Annotated[str, AfterValidator(_person_token)]
+"""``p_`` + 32 lower-case hex: a keyed HMAC of an ID number, never anything else."""
+FacilityCode = Annotated[str, Field(min_length=1), AfterValidator(_no_id_number)]
 Timestamp = Annotated[AwareDatetime, AfterValidator(_to_shanghai)]
 """Avro ``timestamp-micros``: aware in, Asia/Shanghai out (naive datetimes are refused)."""
 RegionCode = Annotated[str, Field(pattern=r"^\d{6}$")]
@@ -330,9 +341,7 @@ class DischargeSettlementRequested(Event):
     @model_validator(mode="after")
     def _amounts(self) -> DischargeSettlementRequested:
         if self.out_of_policy_fen > self.total_fen:
-            raise ValueError(
-                f"out_of_policy_fen ({self.out_of_policy_fen}) must not exceed total_fen ({self.total_fen})"
-            )
+            raise ValueError("out_of_policy_fen must not exceed total_fen")
         return self
 
 
@@ -365,7 +374,7 @@ class FacilityStaffingChanged(Event):
     """村医配备 — staffing of a facility; keyed by facility code, not by person."""
 
     SCHEMA: ClassVar[str] = "hub.health.FacilityStaffingChanged"
-    facility_code: Id
+    facility_code: FacilityCode
     kind: FacilityKind
     licensed_doctors: Annotated[Int, Field(ge=0)]
     region_code: RegionCode
@@ -381,15 +390,25 @@ class PaymentDefaultChanged(Event):
 
 
 class ReferralUpdated(Event):
-    """转介反馈 — a department's answer to a referral (§6.1)."""
+    """转介反馈 — a department's answer to a referral (§6.1).
+
+    ``person_token`` is the record key: the subject of the referral, a person's token — or, for a
+    ``facility_gap`` referral, the facility code its id names (and only then).
+    """
 
     SCHEMA: ClassVar[str] = "hub.department.ReferralUpdated"
-    person_token: PersonToken
-    referral_id: Id
+    person_token: str
+    referral_id: Annotated[Id, AfterValidator(_no_id_number)]
     status: ReferralUpdateStatus
     reason: str | None = None
     amount_fen: Fen | None = None
     department: Department
+
+    @model_validator(mode="after")
+    def _subject(self) -> ReferralUpdated:
+        if TOKEN_PATTERN.match(self.person_token) is None and self.person_token != referral_facility(self.referral_id):
+            raise ValueError(f"person_token {_TOKEN_PROBLEM}, or the facility code of a facility_gap referral")
+        return self
 
     @model_validator(mode="after")
     def _reason_for_rejected(self) -> ReferralUpdated:
@@ -497,6 +516,43 @@ class DeadLetter(Event):
         if self.original_encrypted != (self.key_id is not None):
             raise ValueError("key_id must be set exactly when original_encrypted is true")
         return self
+
+
+# ---------------------------------------------------------------- referral ids
+
+_FLAG_KINDS = tuple(k.value for k in FlagKind)
+
+
+def referral_addressees(referral_id: str) -> frozenset[str]:
+    """The departments a referral id ``FLAG_ID/DEPARTMENT/TYPE`` can be addressed to.
+
+    Why a set: the flag id and the route type may themselves contain ``/`` (a facility code, a policy's
+    type), so every ``/DEPARTMENT/`` whose left part is a well-formed flag id (``KIND:…#N``) is a
+    possible split. For every id the hub emits about a person it is exactly one department. The edge
+    uses it to refuse an update from a department the referral is not addressed to (a credential may
+    answer only its own referrals); the processor checks the stored referral itself.
+    """
+    found = set()
+    for d in Department:
+        sep = f"/{d.value}/"
+        i = referral_id.find(sep)
+        while i > 0:
+            flag_id, rest = referral_id[:i], referral_id[i + len(sep):]
+            kind, _, tail = flag_id.partition(":")
+            number = flag_id.rpartition("#")[2]
+            if rest and kind in _FLAG_KINDS and tail and number.isdigit():
+                found.add(d.value)
+            i = referral_id.find(sep, i + 1)
+    return frozenset(found)
+
+
+def referral_facility(referral_id: str) -> str | None:
+    """The facility code a ``facility_gap:F#N/health/staffing`` referral id names, else None."""
+    if not referral_id.startswith("facility_gap:") or "/health/" not in referral_id:
+        return None
+    flag_id = referral_id[: referral_id.rfind("/health/")]
+    code, sep, n = flag_id.removeprefix("facility_gap:").rpartition("#")
+    return code if sep and code and n.isdigit() else None
 
 
 # ---------------------------------------------------------------- registry

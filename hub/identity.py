@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import unicodedata
 from datetime import date, datetime
 
@@ -28,8 +29,9 @@ from hub.errors import ValidationError
 from hub.timeutil import SHANGHAI
 
 __all__ = [
-    "PROVINCE_CODES", "normalise", "mask", "check_character", "validate_id_number", "is_valid_id_number",
-    "person_token", "warn_if_dev_key",
+    "PROVINCE_CODES", "TOKEN_PATTERN", "normalise", "mask", "redact", "find_id_numbers", "check_character",
+    "validate_id_number", "is_valid_id_number", "person_token", "is_person_token", "derive_key",
+    "warn_if_dev_key",
 ]
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -44,6 +46,9 @@ Taiwan (71), Hong Kong (81) and Macao (82)."""
 
 TOKEN_PREFIX = "p_"
 TOKEN_HEX_CHARS = 32
+TOKEN_PATTERN = re.compile(r"^p_[0-9a-f]{32}\Z")
+"""The one shape of a ``person_token``: anything else on a person field is refused (a raw ID number in
+disguise — ``ID5301…``, ``530102-19900101-1231`` — must never pass for a token)."""
 _DIGITS = frozenset("0123456789")
 _FIELD = "id_number"
 
@@ -66,6 +71,43 @@ def mask(id_number: str) -> str:
     if len(text) < 10:
         return "*" * len(text)
     return text[:6] + "*" * (len(text) - 7) + text[-1]
+
+
+_D = "[0-9\uff10-\uff19]"  # ASCII and full-width digits
+_SEP = "[ \u3000\t\\-_./]?"
+_CHECK = "[0-9Xx\uff10-\uff19\uff38\uff58]"
+_ID_LIKE = re.compile(
+    rf"(?<![0-9\uff10-\uff19])(?:{_D}(?:{_SEP}{_D}){{16}}{_SEP}{_CHECK}|{_D}(?:{_SEP}{_D}){{14}})"
+    rf"(?![0-9\uff10-\uff19])"
+)
+"""An 18-character (17 digits + check) or 15-digit run, digits possibly separated by one space, hyphen,
+dot, slash or underscore each, ASCII or full-width: what a person would recognise as an ID number."""
+
+
+def redact(text: str) -> str:
+    """``text`` with every ID-number-like run replaced by its :func:`mask` — the one masking step.
+
+    Every error text that leaves a process (dead-letter ``detail``, rejects reports, HTTP 4xx bodies,
+    log lines built from department input) goes through here. It masks any run *shaped* like an ID
+    number, valid or not: a mistyped number identifies a person as well as a correct one.
+    """
+    if not isinstance(text, str):
+        text = str(text)
+    return _ID_LIKE.sub(lambda m: mask(re.sub(r"[^0-9Xx\uff10-\uff19\uff38\uff58]", "", m.group(0))), text)
+
+
+def find_id_numbers(text: str, *, today: date | None = None) -> list[str]:
+    """Every *valid* resident ID number in ``text`` (check character verified), normalised.
+
+    For ``hub privacy scan``: an 18-digit run that passes GB 11643 is almost surely an ID number
+    (a random run passes with probability ≈ 1/11 × plausible date × region ≈ 1 in 5,000).
+    """
+    found = []
+    for m in _ID_LIKE.finditer(text):
+        digits = normalise(re.sub(r"[^0-9Xx\uff10-\uff19\uff38\uff58]", "", m.group(0)))
+        if len(digits) == 18 and is_valid_id_number(digits, today=today):
+            found.append(digits)
+    return found
 
 
 def check_character(first17: str) -> str:
@@ -142,12 +184,35 @@ def person_token(id_number: str, key: str | bytes, *, validate: bool = True,
     return TOKEN_PREFIX + mac.hexdigest()[:TOKEN_HEX_CHARS]
 
 
+def is_person_token(value: object) -> bool:
+    """Whether ``value`` has the one shape of a person token (``p_`` + 32 lower-case hex)."""
+    return isinstance(value, str) and TOKEN_PATTERN.match(value) is not None
+
+
+def derive_key(key: str | bytes, purpose: str) -> bytes:
+    """A sub-key of ``key`` for one purpose (HMAC-SHA256(key, "hub-derive:" + purpose)).
+
+    Why: the edge needs keyed hashes for several things (person tokens, event ids, offsets); deriving
+    each from the one secret keeps one secret to manage while no output of one purpose can be
+    replayed as another's.
+    """
+    return hmac.new(_key_bytes(key), f"hub-derive:{purpose}".encode(), hashlib.sha256).digest()
+
+
 def warn_if_dev_key(settings: Settings, logger: logging.Logger) -> bool:
     """Log a loud warning when the development pseudonym key is in use; True if it is.
 
     Tokens made with the published development key can be reversed by anyone who has the source, so
-    they must never leave a developer's machine; and tokens made with different keys never match.
+    they must never leave a developer's machine; and tokens made with different keys never match. The
+    development edge key (it opens every encrypted dead-letter original) is warned about too.
     """
+    from hub.config import DEV_EDGE_KEY
+
+    if settings.edge_key == DEV_EDGE_KEY:
+        logger.warning(
+            "!!! HUB_EDGE_KEY is the built-in DEVELOPMENT key: anyone with the source can decrypt the rejected "
+            "rows (ID numbers, names) kept in dead letters. Set HUB_EDGE_KEY to base64 of 32 random bytes. !!!"
+        )
     if not settings.uses_dev_pseudonym_key:
         return False
     logger.warning(

@@ -2,8 +2,14 @@
 
 Run ``python -m connectors.examples.make_samples [DEST]`` (default: next to this file). The tests
 call ``write_samples(tmp_path)`` so every example is exercised end to end. The ID numbers are
-synthetic but valid (GB 11643 check character), and each file holds two deliberately bad rows
-(a mistyped ID number, an unknown category) to show the rejects report and dead letters.
+synthetic but valid (GB 11643 check character), and each file holds deliberately bad rows (a
+mistyped ID number, an unknown category) to show the rejects report and dead letters.
+
+They also carry what real exports do to ID numbers, read exactly or refused, never guessed:
+an ID number saved as an Excel *number* (15 significant digits survive) and its CSV form
+``5.30102E+17`` are rejected as ``invalid_id_number``; full-width digits, ``="…"`` (Excel's way to keep a
+number text in a CSV), a full-width space after the number, a date column saved as Excel serials are
+read as the department meant them.
 """
 
 from __future__ import annotations
@@ -20,6 +26,11 @@ def synthetic_id(seq: int, region: str = "530102", born: str = "19700101") -> st
     """A valid, synthetic resident ID number (no real person)."""
     first17 = f"{region}{born}{seq % 1000:03d}"
     return first17 + check_character(first17)
+
+
+def to_full_width(text: str) -> str:
+    """Digits and X as full-width characters (０-９, Ｘ), as Chinese input methods type them."""
+    return text.translate(str.maketrans("0123456789X", "０１２３４５６７８９Ｘ"))
 
 
 def mistyped(id_number: str) -> str:
@@ -45,6 +56,12 @@ def revitalization_rows() -> list[list[object]]:
          "530102", "2024-03-02"],
         [6, "五华区", "沙朗乡", "大村子村", "孙立", "孙立", synthetic_id(6), "户主", "一般农户", "",
          "530102", "2024年3月3日"],
+        # Real-export faults: the ID number stored as an Excel number (its last digits are gone) → rejected;
+        # full-width digits and a date cell saved as an Excel serial (45355 = 2024-03-04) → read exactly.
+        [7, "五华区", "沙朗乡", "大村子村", "孙立", "孙小梅", int(synthetic_id(9)), "之女", "脱贫人口", "5200",
+         "530102", "2024-03-03"],
+        [8, "五华区", "厂口乡", "小河村", "周强", "周强", to_full_width(synthetic_id(8)), "户主", "监测对象", "4800",
+         "530102", 45355],
     ]
     return rows
 
@@ -82,6 +99,11 @@ def civil_rows() -> list[list[str]]:
         ["3", "李秀英", "女", synthetic_id(2), "农村低保", "4", "450", "530102", "2024-03-04"],
         ["4", "冯大", "男", synthetic_id(13)[:15], "农村低保", "2", "450", "530102", "2024-03-04"],
         ["5", "陈二", "男", synthetic_id(14), "五保户", "1", "780", "530102", "2024-03-04"],
+        # Real-export faults: ="…" keeps the number text in a CSV, a full-width space after it → read exactly;
+        # the scientific form Excel writes for a number → rejected (the digits are gone).
+        ["6", "郑七", "女", f'="{synthetic_id(15)}"', "农村低保", "2", "450", "530102", "2024-03-04"],
+        ["7", "王八", "男", synthetic_id(16) + "\u3000", "特困人员", "1", "780", "530102", "2024/3/4"],
+        ["8", "钱九", "女", "5.30102E+17", "农村低保", "3", "450", "530102", "2024-03-04"],
     ]
 
 

@@ -81,6 +81,9 @@ class SourceConnector(ABC):
         except RecordRejected as exc:
             detail = f"{where}: {exc.detail}" if where else exc.detail
             return Rejected(original=original, reason=exc.reason, detail=detail, field=exc.field)
+        except Exception as exc:  # a row no converter foresaw must not stop the feed (it would on every retry)
+            detail = f"{where}: the row could not be read ({type(exc).__name__})"
+            return Rejected(original=original, reason="invalid_input", detail=detail.lstrip(": "))
         return SourceRecord(value=mapped.value, key=mapped.key, original=original)
 
 

@@ -36,6 +36,12 @@ class ConnectorConfig(BaseModel):
     connector: str = Field(description="plugin name in the `hub.connectors` entry-point group")
     metrics_port: int | None = Field(None, description="serve Prometheus metrics on this port (none: don't)")
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _defaulted: frozenset[str] = PrivateAttr(default_factory=frozenset)
+
+    @property
+    def defaulted(self) -> frozenset[str]:
+        """Dotted keys whose value came from a ``${VAR:-default}`` fallback (the environment lacked VAR)."""
+        return self._defaulted
 
     @property
     def base_dir(self) -> Path:
@@ -85,6 +91,7 @@ class SinkConfig(ConnectorConfig):
         default_factory=dict,
         description="deliver only events whose field is one of the values, e.g. {department: [civil_affairs]}",
     )
+    audit_log: Path | None = Field(None, description="audit log of every delivery (hub.audit); default HUB_AUDIT_LOG")
 
     def wants(self, value: dict[str, Any]) -> bool:
         """Whether an event passes ``filter`` (others are skipped and committed: not this sink's)."""
@@ -106,18 +113,23 @@ class SinkConfig(ConnectorConfig):
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _expand(value: Any, where: str, file: str) -> Any:
-    """Replace ``${VAR}`` from the environment, recursively; a missing variable is an error naming the key."""
+def _expand(value: Any, where: str, file: str, defaulted: set[str] | None = None) -> Any:
+    """Replace ``${VAR}`` from the environment, recursively; a missing variable is an error naming the key.
+
+    Keys whose value used a ``:-default`` fallback are added to ``defaulted`` (development secrets).
+    """
+    defaulted = set() if defaulted is None else defaulted
     if isinstance(value, dict):
-        return {k: _expand(v, f"{where}.{k}" if where else str(k), file) for k, v in value.items()}
+        return {k: _expand(v, f"{where}.{k}" if where else str(k), file, defaulted) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, f"{where}[{i}]", file) for i, v in enumerate(value)]
+        return [_expand(v, f"{where}[{i}]", file, defaulted) for i, v in enumerate(value)]
     if isinstance(value, str):
         def sub(m: re.Match[str]) -> str:
             var, default = m.group(1), m.group(2)
             if var in os.environ:
                 return os.environ[var]
             if default is not None:
+                defaulted.add(where)
                 return default
             raise ConfigError(file, where, f"environment variable {var} is not set (or write ${{{var}:-default}})")
         return _ENV.sub(sub, value)
@@ -141,12 +153,14 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 def validate(model: type[ConnectorConfig], data: dict[str, Any], file: str, base_dir: Path) -> ConnectorConfig:
     """Validate ``data`` with ``model``; the first error names its dotted key, what was expected and found."""
-    data = _expand(data, "", file)
+    defaulted: set[str] = set()
+    data = _expand(data, "", file, defaulted)
     try:
         cfg = model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise ConfigError(file, *_first_error(exc)) from None
     cfg._base_dir = base_dir
+    cfg._defaulted = frozenset(defaulted)
     return cfg
 
 

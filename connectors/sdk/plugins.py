@@ -29,6 +29,7 @@ BUILTIN: dict[str, str] = {
     "webhook": "connectors.sinks.webhook:WebhookSink",
     "sql_upsert": "connectors.sinks.sql_upsert:SqlUpsertSink",
     "file_export": "connectors.sinks.file_export:FileExportSink",
+    "audit_log": "connectors.sinks.audit_log:AuditLogSink",
 }
 
 ConnectorClass = type[SourceConnector] | type[SinkConnector]

@@ -20,6 +20,7 @@ beyond its own retries) is given the same batch again after a back-off: nothing 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -43,6 +44,13 @@ from hub.metrics import METRICS, Metrics
 from hub.topics import DEAD_LETTERS
 
 log = logging.getLogger("connectors.runner")
+
+MAX_RECORD_BYTES = 900_000
+"""Largest event value produced (Kafka's default ``max.message.bytes`` is 1 MiB with overhead). A larger one
+is rejected (``record_too_large``) before it is sent: a send the broker refuses would fail the whole batch
+again and again, and kafka-python's idempotent producer does not recover from it."""
+MAX_ORIGINAL_BYTES = 256 * 1024
+"""Most bytes of an original kept in a dead letter; a longer original keeps its head and its SHA-256."""
 
 
 @dataclass
@@ -74,6 +82,10 @@ class _DeadLetters:
     def send(self, original: bytes, reason: str, detail: str, *, encrypt: bool, key: str | None = None,
              topic: str | None = None, partition: int | None = None, offset: int | None = None) -> Any:
         """Produce one dead letter, keyed by the source (topic catalogue); ``key`` is informative only."""
+        if len(original) > MAX_ORIGINAL_BYTES:
+            digest = hashlib.sha256(original).hexdigest()
+            detail = f"{detail} [original of {len(original)} bytes truncated to {MAX_ORIGINAL_BYTES}; sha256 {digest}]"
+            original = original[:MAX_ORIGINAL_BYTES]
         k, v = deadletter.dead_letter(original, self.source, reason, detail, topic=topic, partition=partition,
                                       offset=offset, at=datetime.now(UTC),
                                       encrypt_with=self.edge_key if encrypt else None)
@@ -149,6 +161,9 @@ class SourceRunner:
         schema = rec.schema or self.config.schema_name
         try:
             value = encode_event(schema, rec.value)
+            if len(value) > MAX_RECORD_BYTES:
+                raise RecordRejected("record_too_large", f"{schema}: the event encodes to {len(value)} bytes, more "
+                                     f"than {MAX_RECORD_BYTES}; a field holds far more than it should")
         except RecordRejected as exc:
             failed, detail = rec.on_failed, exc.detail
             self._reject(Rejected(original=rec.original or b"", reason=exc.reason, detail=detail, key=rec.key,
@@ -208,6 +223,8 @@ class SinkRunner:
         )
         started = time.monotonic()
         backoff = 1.0
+        self.audit = _audit_for(self.config)
+        self._audited = self.audit.refs() if self.audit is not None else set()
         try:
             self.connector.start()
             while not self.stop_event.is_set():
@@ -275,10 +292,37 @@ class SinkRunner:
         for f in futures:
             f.get(timeout=30)
         delivered = sum(1 for r in records if (r.topic, r.partition, r.offset) not in failed)
+        if self.audit is not None:
+            self._audit_deliveries([r for r in records if (r.topic, r.partition, r.offset) not in failed])
         self.stats.delivered += delivered
         self.stats.dead_lettered += len(futures)
         self.metrics.connector_records.labels(connector=self.config.name, outcome="delivered").inc(delivered)
         self.consumer.commit()
+
+
+    def _audit_deliveries(self, records: list[SinkRecord]) -> None:
+        """One audit entry per delivered event (once, though a sink delivers at least once)."""
+        assert self.audit is not None
+        now = datetime.now(UTC)
+        for r in records:
+            ref = f"delivery:{self.config.name}:{r.event_id}"
+            if ref in self._audited:
+                continue
+            self.audit.append("delivery", now, ref, connector=self.config.name, event_id=r.event_id, topic=r.topic,
+                              partition=r.partition, offset=r.offset, schema=r.schema,
+                              department=r.value.get("department"), subject=r.value.get("subject")
+                              or r.value.get("person_token"))
+            self._audited.add(ref)
+
+
+def _audit_for(config: SinkConfig) -> Any:
+    """The audit log deliveries go to: the connector's ``audit_log``, else ``HUB_AUDIT_LOG``, else none."""
+    from hub.audit import AuditLog, audit_key
+    from hub.config import get_settings
+
+    settings = get_settings()
+    path = config.resolve(config.audit_log) if config.audit_log else settings.audit_log
+    return AuditLog(path, audit_key(settings.audit_key)) if path else None
 
 
 def encode_event(schema: str, value: Mapping[str, Any]) -> bytes:

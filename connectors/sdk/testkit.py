@@ -131,7 +131,8 @@ def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 15.0) -> list[C
             for tp, recs in c.poll(timeout_ms=500).items():
                 for r in recs:
                     schema, value = codec.decode(r.value)
-                    out.append(Consumed(r.key.decode() if r.key else None, schema, value, tp.partition, r.offset))
+                    key = r.key.decode("utf-8", "replace") if r.key else None  # keys written by others may be bytes
+                    out.append(Consumed(key, schema, value, tp.partition, r.offset))
         return sorted(out, key=lambda x: (x.partition, x.offset))
     finally:
         c.close()

@@ -12,7 +12,8 @@ How it works
 
 Behaviour when things go wrong
     A redelivered event is recognised by its event id and not appended twice. A disk error fails
-    the batch; the runner retries it after a back-off.
+    the batch; the runner retries it after a back-off. A value that Excel would take for a formula
+    (``=HYPERLINK(…)`` as a facility code) is written as text (``connectors.sdk.cells``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from openpyxl.styles import Font
 from pydantic import Field
 
 from connectors.sdk.base import SinkConnector
+from connectors.sdk.cells import set_text_cell
 from connectors.sdk.config import SinkConfig
 from connectors.sdk.records import SinkRecord
 from hub.timeutil import SHANGHAI
@@ -98,7 +100,9 @@ class FileExportSink(SinkConnector):
         seen = {row[-1] for row in ws.iter_rows(min_row=3, values_only=True) if row}
         for row in rows:
             if row[-1] not in seen:
-                ws.append(row)
+                n = ws.max_row + 1
+                for col, value in enumerate(row, start=1):
+                    set_text_cell(ws.cell(row=n, column=col), value)
                 seen.add(row[-1])
         tmp = path.with_name(f".{path.name}.tmp")
         wb.save(tmp)

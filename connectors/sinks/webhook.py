@@ -16,6 +16,13 @@ How it works
     Events of one person (one record key) are delivered one after another in topic order;
     different persons in parallel (``concurrency``).
 
+    Redirects are never followed: a 3xx would re-post the signed body and its headers (``X-Api-Key`` …)
+    to another origin, or turn the POST into a GET whose 200 would count as delivered. A 3xx is a refusal
+    (dead letter, ``delivery_refused``): point ``url`` at the final address. ``url`` must be ``https://``
+    (plain ``http://`` only to a loopback address, e.g. a local TLS proxy). At most
+    ``max_response_bytes`` of an answer are read. Dead letters name the target without its
+    credentials or query (``scheme://host:port/path``).
+
 Behaviour when things go wrong
     5xx, 408, 429, timeouts and refused connections are retried with exponential back-off and
     full jitter (tenacity) up to ``max_attempts``; then the event goes to the dead-letter topic,
@@ -27,14 +34,16 @@ Behaviour when things go wrong
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 from collections import OrderedDict
 from datetime import UTC, datetime
 from math import floor
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
-from pydantic import Field
+from pydantic import Field, field_validator
 from standardwebhooks.webhooks import Webhook
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
@@ -47,7 +56,7 @@ from hub import events
 class WebhookConfig(SinkConfig):
     """Settings of webhook."""
 
-    url: str = Field(pattern=r"^https?://", description="endpoint receiving POSTs")
+    url: str = Field(pattern=r"^https?://", description="endpoint receiving POSTs (https; http only to loopback)")
     secret: str = Field(min_length=1, description="Standard Webhooks secret `whsec_<base64>`; use ${ENV}")
     timeout_seconds: float = Field(10.0, gt=0, description="per attempt")
     max_attempts: int = Field(6, ge=1, description="attempts before the event is dead-lettered")
@@ -57,6 +66,35 @@ class WebhookConfig(SinkConfig):
     permanent_statuses: list[int] = Field([400, 401, 403, 404, 405, 410, 413, 422],
                                           description="HTTP statuses dead-lettered without retry")
     headers: dict[str, str] = Field(default_factory=dict, description="extra request headers")
+    max_response_bytes: int = Field(65_536, ge=0, description="most bytes of an answer read (the rest is dropped)")
+
+    @field_validator("url")
+    @classmethod
+    def _tls_unless_loopback(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if not parts.hostname:
+            raise ValueError("the url has no host")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise ValueError("plain http:// is allowed only to a loopback address; use https:// (the body "
+                             "carries personal data and the signature headers)")
+        return v
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def safe_url(url: str) -> str:
+    """``scheme://host[:port]/path`` — no user, password or query: what error texts may show."""
+    p = urlsplit(url)
+    port = f":{p.port}" if p.port else ""
+    return f"{p.scheme}://{p.hostname}{port}{p.path}"
 
 
 class Retryable(Exception):
@@ -105,7 +143,7 @@ class WebhookSink(SinkConnector):
                 await self._deliver(session, rec)
             except (Retryable, Permanent) as exc:
                 reason = "delivery_refused" if isinstance(exc, Permanent) else "delivery_failed"
-                self.context.reject(rec, reason, f"{self.config.url}: {exc}")
+                self.context.reject(rec, reason, f"{safe_url(self.config.url)}: {exc}")
                 for later in recs[i + 1:]:
                     self.context.reject(later, "blocked_by_earlier_failure",
                                         f"event {rec.event_id} of the same key was not delivered")
@@ -136,13 +174,17 @@ class WebhookSink(SinkConnector):
             "Idempotency-Key": msg_id,
         }
         try:
-            async with session.post(self.config.url, data=body, headers=headers) as resp:
+            async with session.post(self.config.url, data=body, headers=headers, allow_redirects=False) as resp:
                 status = resp.status
-                await resp.read()
+                await resp.content.read(self.config.max_response_bytes)  # bounded; the rest is dropped
+                resp.close()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise Retryable(f"{type(exc).__name__}: {exc}") from None
+            raise Retryable(type(exc).__name__) from None
         if 200 <= status < 300:
             return
+        if 300 <= status < 400:
+            raise Permanent(f"HTTP {status}: redirects are not followed (the signed body and headers would go "
+                            "elsewhere); set `url` to the final address")
         if status in self.config.permanent_statuses:
             raise Permanent(f"HTTP {status}")
         raise Retryable(f"HTTP {status}")

@@ -18,6 +18,9 @@ Behaviour when things go wrong
     letter, a rejects report saying why, and the file moved aside. Killed mid-file → the restart
     resumes after the last committed row; rows after it are re-sent with the same event ids. The
     same file dropped again (same bytes) → recognised by its hash, moved aside, nothing re-sent.
+    A symbolic link, a file larger than ``max_file_bytes``, or an XLSX that would exhaust memory when
+    read (a stray cell at ``XFD1048576``, a zip bomb: ``tabular.check_xlsx``) → ``unreadable_file``, moved
+    aside (never followed, never left in the inbox to crash the next poll). Each file is read once.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
+import stat
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -34,9 +39,11 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from connectors.sdk.base import SourceConnector
+from connectors.sdk.cells import csv_safe
 from connectors.sdk.config import SourceConfig
 from connectors.sdk.records import Rejected, SourceOffset, SourceRecord
 from connectors.sources.tabular import UnreadableFile, read_table
+from hub.identity import redact
 
 
 class FileDropConfig(SourceConfig):
@@ -49,6 +56,7 @@ class FileDropConfig(SourceConfig):
     sheet: str | int = Field(0, description="XLSX sheet name or 0-based index")
     header_row: int | None = Field(None, ge=1, description="row number of the header; default: found")
     settle_seconds: float = Field(2.0, ge=0, description="skip files modified more recently (still being written)")
+    max_file_bytes: int = Field(200 * 1024 * 1024, ge=1, description="larger files are refused (unreadable_file)")
 
     @model_validator(mode="after")
     def _needs_mapping(self) -> FileDropConfig:
@@ -76,14 +84,41 @@ class FileDropSource(SourceConnector):
     def _candidates(self) -> list[Path]:
         if not self.inbox.is_dir():
             raise FileNotFoundError(f"inbox {self.inbox} does not exist")
-        found = {p for pat in self.config.patterns for p in self.inbox.glob(pat) if p.is_file()}
+        found = {p for pat in self.config.patterns for p in self.inbox.glob(pat)
+                 if p.is_symlink() or p.is_file()}
         now = time.time()
-        return sorted(p for p in found if now - p.stat().st_mtime >= self.config.settle_seconds
-                      and not p.name.startswith((".", "~$")))
+        return sorted(p for p in found if not p.name.startswith((".", "~$"))
+                      and (p.is_symlink() or now - p.stat().st_mtime >= self.config.settle_seconds))
+
+    def _read(self, path: Path) -> bytes:
+        """The file's bytes, read once: never through a symbolic link, never more than ``max_file_bytes``."""
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError as exc:
+            if path.is_symlink():
+                raise UnreadableFile("is a symbolic link: the connector reads only files saved into the inbox, "
+                                     "never what a link points to") from None
+            raise UnreadableFile(f"cannot be opened: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise UnreadableFile("is not a regular file")
+            if st.st_size > self.config.max_file_bytes:
+                raise UnreadableFile(f"has {st.st_size} bytes, more than max_file_bytes ({self.config.max_file_bytes})")
+            data = fh.read(self.config.max_file_bytes + 1)
+        if len(data) > self.config.max_file_bytes:
+            raise UnreadableFile(f"grew past max_file_bytes ({self.config.max_file_bytes}) while being read")
+        return data
 
     def poll(self) -> Iterator[tuple[SourceRecord | Rejected, SourceOffset | None]]:
         for path in self._candidates():
-            data = path.read_bytes()
+            try:
+                data = self._read(path)
+            except UnreadableFile as exc:
+                part = f"file:{path.name}:refused"
+                self._files[part] = path
+                yield from self._unreadable(path, part, exc)
+                continue
             digest = hashlib.sha256(data).hexdigest()
             part = f"file:{path.name}:{digest[:16]}"
             self._files[part] = path
@@ -91,20 +126,24 @@ class FileDropSource(SourceConnector):
             if pos.get("done"):  # committed before a crash, or the same file dropped twice
                 self._finish(part, path)
                 continue
-            yield from self._rows(path, part, int(pos.get("row", 0)))
+            yield from self._rows(path, part, int(pos.get("row", 0)), data)
 
-    def _rows(self, path: Path, part: str, after: int) -> Iterator[tuple[SourceRecord | Rejected, SourceOffset]]:
+    def _unreadable(self, path: Path, part: str, exc: Exception) -> Iterator[tuple[Rejected, SourceOffset]]:
+        self._note(part, path, 0, "unreadable_file", str(exc), None)
+        original = json.dumps({"file": path.name, "error": str(exc)}, ensure_ascii=False).encode()
+        yield (Rejected(original=original, reason="unreadable_file", detail=f"{path.name}: {exc}"),
+               SourceOffset(part, {"row": 0, "done": True}))
+
+    def _rows(self, path: Path, part: str, after: int,
+              data: bytes) -> Iterator[tuple[SourceRecord | Rejected, SourceOffset]]:
         mapping = self.config.mapping
         assert mapping is not None
         required = [s.headers() for s in mapping.fields.values() if s.column and s.required]
         try:
             rows = read_table(path, required, encoding=self.config.encoding, sheet=self.config.sheet,
-                              header_row=self.config.header_row)
+                              header_row=self.config.header_row, data=data)
         except UnreadableFile as exc:
-            self._note(part, path, 0, "unreadable_file", str(exc), None)
-            original = json.dumps({"file": path.name, "error": str(exc)}, ensure_ascii=False).encode()
-            yield (Rejected(original=original, reason="unreadable_file", detail=f"{path.name}: {exc}"),
-                   SourceOffset(part, {"row": 0, "done": True}))
+            yield from self._unreadable(path, part, exc)
             return
         if not rows:
             self._finish(part, path)
@@ -131,10 +170,10 @@ class FileDropSource(SourceConnector):
     def _note(self, part: str, path: Path, row: int, reason: str, detail: str, column: str | None) -> None:
         """Append a reject at once, so a crash mid-file loses no line of the report."""
         with self._partial(part, path).open("a", encoding="utf-8", newline="") as f:
-            csv.writer(f).writerow([row, reason, detail, column or ""])
+            csv.writer(f).writerow([row, reason, csv_safe(redact(detail)), csv_safe(column or "")])
 
     def _finish(self, part: str, path: Path) -> None:
-        if not path.exists():
+        if not (path.exists() or path.is_symlink()):
             return
         target = self.processed / path.name
         if target.exists():

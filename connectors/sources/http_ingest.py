@@ -13,9 +13,15 @@ How it works
     the event to the hub (``202`` with the event ids) or the rejection to the dead-letter topic
     (``422`` with ``{"errors": [{"field", "problem"}]}``). ``GET /healthz`` answers 200.
 
-    Each token belongs to one sender; with ``sender_field`` set (e.g. ``department`` for referral
-    updates) the body must name the token's own sender (403 otherwise), so one department cannot
-    answer for another.
+    Each token belongs to one sender, and the sender is taken from the token, never from the body:
+    with ``sender_field`` set (``department`` for referral updates, ``hospital_code`` for discharges)
+    the field is filled from the token, and a body naming another sender is refused (403). A referral
+    update must answer a referral addressed to the token's department (``FLAG_ID/DEPARTMENT/TYPE``,
+    403 otherwise), so the charity cannot move a civil-affairs referral.
+
+    Bounds: a body is at most ``max_body_bytes`` (413), nested at most 32 levels and a list of at most
+    ``max_items`` events (413, one dead letter for the whole body); items of a list are awaited together.
+    Answers never repeat what was sent: 4xx bodies name known fields and problems only.
 
 Behaviour when things go wrong
     Wrong or missing token → 401 (nothing stored). Invalid body → 422 and a dead letter (original
@@ -29,6 +35,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import logging
 import queue
 import threading
 from collections.abc import Iterator, Mapping
@@ -44,7 +51,11 @@ from connectors.sdk.mapping import event_id
 from connectors.sdk.records import Rejected, SourceOffset, SourceRecord
 from hub import events, identity
 from hub.errors import ValidationError as HubValidationError
+from hub.safejson import JsonRefused, loads_bounded
 from hub.topics import BY_NAME
+
+log = logging.getLogger(__name__)
+REFERRAL_UPDATES = "department.referral-updates.v1"
 
 
 class HttpIngestConfig(SourceConfig):
@@ -56,6 +67,7 @@ class HttpIngestConfig(SourceConfig):
     sender_field: str | None = Field(None, description="body field that must equal the token's sender")
     answer_timeout_seconds: float = Field(30.0, gt=0, description="longest wait for the hub before 503")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="larger requests are refused (413)")
+    max_items: int = Field(100, ge=1, le=10_000, description="most events in one request (a JSON list); more: 413")
     poll_interval_seconds: float = Field(0.05, gt=0, description="runner wait between empty polls")
 
 
@@ -119,15 +131,23 @@ class HttpIngestSource(SourceConnector):
         sender = self._sender(request)
         if sender is None:
             return web.json_response({"error": "missing or unknown bearer token"}, status=401)
-        raw = await request.read()
         try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            return await self._submit_rejected(raw, sender, [{"field": "<body>", "problem": f"not JSON: {exc}"}])
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response({"error": f"body larger than {self.config.max_body_bytes} bytes"}, status=413)
+        try:
+            body = loads_bounded(raw, max_bytes=self.config.max_body_bytes)
+        except JsonRefused as exc:
+            status = 413 if exc.limit in ("depth", "size") else 422
+            reason = "invalid_input" if status == 422 else "request_too_large"
+            _, answer = await self._reject(raw, reason, [{"field": "<body>", "problem": exc.problem}])
+            return web.json_response(answer, status=status)
         items = body if isinstance(body, list) else [body]
-        results = []
-        for item in items:
-            results.append(await self._one(item, sender))
+        if len(items) > self.config.max_items:
+            problem = f"{len(items)} events in one request; at most {self.config.max_items}"
+            _, answer = await self._reject(raw, "request_too_large", [{"field": "<body>", "problem": problem}])
+            return web.json_response(answer, status=413)
+        results = await asyncio.gather(*(self._one(item, sender) for item in items))
         status = max(r[0] for r in results) if results else 422
         if len(results) == 1:
             return web.json_response(results[0][1], status=status)
@@ -138,9 +158,11 @@ class HttpIngestSource(SourceConnector):
         original = json.dumps(item, ensure_ascii=False, sort_keys=True).encode()
         if not isinstance(item, dict):
             return await self._reject(original, "invalid_input", [{"field": "<body>", "problem": "expected an object"}])
-        sf = self.config.sender_field
-        if sf and item.get(sf) != sender:
-            return 403, {"errors": [{"field": sf, "problem": f"token of {sender!r} cannot send for {item.get(sf)!r}"}]}
+        refused = self._not_yours(item, sender)
+        if refused is not None:  # recorded (encrypted) like any reject: an attempt to act for another
+            log.warning("%s: sender %s refused: %s", self.config.name, sender, refused["problem"])
+            _, answer = await self._reject(original, "forbidden_sender", [refused])
+            return 403, answer
         try:
             value = self._validate(dict(item), sender)
         except _Invalid as exc:
@@ -148,6 +170,20 @@ class HttpIngestSource(SourceConnector):
         key_field = "person_token" if "person_token" in value else BY_NAME[self.config.topic].key
         record = SourceRecord(value=value, key=str(value.get(key_field)), original=original)
         return await self._wait(record, {"event_id": value["event_id"]})
+
+    def _not_yours(self, item: dict[str, Any], sender: str) -> dict[str, str] | None:
+        """Who may send this: the sender is the token's; the body may only repeat it (403 otherwise)."""
+        sf = self.config.sender_field
+        if sf:
+            if item.get(sf) is None:
+                item[sf] = sender
+            elif item[sf] != sender:
+                return {"field": sf, "problem": "names another sender than the token's; send only your own records"}
+        if self.config.topic == REFERRAL_UPDATES and sf == "department":
+            rid = item.get("referral_id")
+            if isinstance(rid, str) and rid and sender not in events.referral_addressees(rid):
+                return {"field": "referral_id", "problem": "the referral is not addressed to your department"}
+        return None
 
     def _validate(self, item: dict[str, Any], sender: str) -> dict[str, Any]:
         """Pseudonymise, fill a deterministic event id, and check the event model (422 details)."""
@@ -157,14 +193,12 @@ class HttpIngestSource(SourceConnector):
             except HubValidationError as exc:
                 raise _Invalid("invalid_id_number", [{"field": "id_number", "problem": exc.problem}]) from None
             item["person_token"] = identity.person_token(number, self.context.pseudonym_key)
-        item.setdefault("event_id", event_id(f"{self.config.source_id}:{sender}", [], item))
+        item.setdefault("event_id", event_id(f"{self.config.source_id}:{sender}", [], item,
+                                             key=self.context.pseudonym_key))
         try:
             return self.model.model_validate(item).model_dump(mode="json")
         except pydantic.ValidationError as exc:  # field errors, never echoing the input value
-            raise _Invalid("invalid_input", [
-                {"field": ".".join(str(p) for p in e["loc"]) or "<body>", "problem": e["msg"]}
-                for e in exc.errors(include_url=False)
-            ]) from None
+            raise _Invalid("invalid_input", field_errors(self.model, exc)) from None
 
     async def _wait(self, record: SourceRecord, ok: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Queue the event for the runner; answer 202 once it is on the hub."""
@@ -194,9 +228,20 @@ class HttpIngestSource(SourceConnector):
             await asyncio.wait_for(done, self.config.answer_timeout_seconds)
         return 422, {"errors": errors}
 
-    async def _submit_rejected(self, raw: bytes, sender: str, errors: list[dict[str, str]]) -> web.Response:
-        status, body = await self._reject(raw, "invalid_input", errors)
-        return web.json_response(body, status=status)
+
+def field_errors(model: type[events.Event], exc: pydantic.ValidationError) -> list[dict[str, str]]:
+    """pydantic errors as ``{"field", "problem"}`` that never repeat what was sent.
+
+    A field name is shown only when it is one of the model's (an unknown key may itself be an ID number
+    or a name); the problem is pydantic's message, masked (``hub.identity.redact``).
+    """
+    out = []
+    for e in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = [str(p) for p in e["loc"]]
+        known = bool(loc) and loc[0] in model.model_fields
+        out.append({"field": ".".join(loc) if known else ("<unknown field>" if loc else "<body>"),
+                    "problem": identity.redact(e["msg"]) if known or not loc else "not a field of this event"})
+    return out
 
 
 class _Invalid(Exception):

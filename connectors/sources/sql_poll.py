@@ -15,6 +15,10 @@ How it works
     moves forward) is read again as a new event. Deleted rows are not seen: departments mark rows
     inactive instead (``有效标志 = 0``), which maps to an event like any change.
 
+    The key column often *is* a person's identifier (an ID number, an insurance number), so the key's
+    value never appears in clear outside the connector: in the offsets topic it is sealed with the edge
+    key (AES-GCM, bound to the connector and the table), and rejects name the row by its cursor value.
+
 Behaviour when things go wrong
     Database unreachable → the runner logs, backs off (1 s … 60 s) and resumes from the committed
     cursor. A bad row → dead letter; the cursor moves past it. A transaction that commits a row with
@@ -25,10 +29,15 @@ Behaviour when things go wrong
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import Field, model_validator
 from sqlalchemy import MetaData, Table, and_, create_engine, or_, select
 from sqlalchemy.engine import Engine
@@ -89,17 +98,39 @@ class SqlPollSource(SourceConnector):
         while True:
             stmt = select(t).order_by(cur, key).limit(self.config.batch_size)
             if position:
-                u, k = _load(position["cursor"], cur.type), _load(position["key"], key.type)
+                u, k = _load(position["cursor"], cur.type), _load(self._open_key(position), key.type)
                 stmt = stmt.where(or_(cur > u, and_(cur == u, key > k)))
             with self.engine.connect() as conn:
                 rows = [dict(r._mapping) for r in conn.execute(stmt)]
-            for row in rows:
-                position = {"cursor": _dump(row[cur.name]), "key": _dump(row[key.name])}
-                where = f"{self.config.table}[{key.name}={row[key.name]}]"
+            for n, row in enumerate(rows, start=1):
+                position = {"cursor": _dump(row[cur.name]), "key_sealed": self._seal_key(_dump(row[key.name]))}
+                where = f"{self.config.table}, row {n} of the page after {cur.name}={position['cursor']}"
                 yield self.map_row(row, where=where), SourceOffset(self.partition, position)
             self.offsets[self.partition] = position
             if len(rows) < self.config.batch_size:
                 return
+
+
+    # -- the key column's value, sealed in the offsets topic -----------------------------------
+    def _aad(self) -> bytes:
+        return json.dumps(["sql_poll.key", self.config.name, self.partition]).encode()
+
+    def _seal_key(self, value: Any) -> str:
+        """The key value encrypted with the edge key (it may be an ID number): what the offsets topic keeps."""
+        nonce = os.urandom(12)
+        sealed = AESGCM(self.context.edge_key).encrypt(nonce, json.dumps(value).encode(), self._aad())
+        return base64.b64encode(nonce + sealed).decode("ascii")
+
+    def _open_key(self, position: Mapping[str, Any]) -> Any:
+        """The key value of a committed position (``key`` in clear: offsets written before sealing)."""
+        if "key_sealed" not in position:
+            return position.get("key")
+        blob = base64.b64decode(position["key_sealed"])
+        try:
+            return json.loads(AESGCM(self.context.edge_key).decrypt(blob[:12], blob[12:], self._aad()))
+        except InvalidTag:
+            raise LookupError(f"{self.config.name}: the committed position was sealed with another edge key "
+                              "(HUB_EDGE_KEY changed?); restore the key, or reset this connector's offsets") from None
 
 
 def _dump(v: Any) -> Any:

@@ -10,12 +10,23 @@ What real exports do, and what this module does about it:
 - One or more merged title rows (``XX县2024年脱贫人口名单``, ``填报单位：…``) sit above the header.
   The header is the first row holding every required column of the mapping.
 - Blank lines anywhere are skipped; row numbers stay those a person sees in Excel.
+
+What hostile files do, and what this module does about it (``check_xlsx`` runs before calamine):
+- One cell at ``XFD1048576`` in a 5 KB XLSX makes calamine allocate the whole 1,048,576 × 16,384 range
+  (512 GiB) and abort the process. The sheet XML is streamed first and its extent measured; a sheet
+  wider than ``MAX_COLUMNS`` or with more than ``MAX_CELLS`` in its extent is refused.
+- A zip bomb (a few KB that inflate to GBs): members larger than ``MAX_UNCOMPRESSED`` in total, or
+  compressed more than ``MAX_RATIO`` to 1, are refused before anything is inflated.
+- Only ``.xlsx``/``.xlsm`` and ``.csv``/``.txt``/``.tsv`` are read (``.xls``/``.ods`` cannot be checked
+  this way: save them as ``.xlsx``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +35,10 @@ from typing import Any
 from connectors.sdk.mapping import _norm_header
 
 HEADER_SEARCH_ROWS = 30
+MAX_COLUMNS = 1024
+MAX_CELLS = 20_000_000
+MAX_UNCOMPRESSED = 512 * 1024 * 1024
+MAX_RATIO = 200
 
 
 class UnreadableFile(Exception):
@@ -54,6 +69,8 @@ def decode_text(data: bytes, encoding: str = "auto") -> str:
 
 
 def csv_rows(data: bytes, encoding: str = "auto") -> list[tuple[int, list[Any]]]:
+    # A cell may be as long as the file (a 10 MB row is a reject of that row, not of the whole file).
+    csv.field_size_limit(max(csv.field_size_limit(), len(data) + 1))
     text = decode_text(data, encoding)
     sample = text[:4096]
     delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
@@ -69,14 +86,71 @@ def csv_rows(data: bytes, encoding: str = "auto") -> list[tuple[int, list[Any]]]
     return out
 
 
-def xlsx_rows(path: Path, sheet: str | int = 0) -> list[tuple[int, list[Any]]]:
-    from python_calamine import CalamineError, CalamineWorkbook
+_COLUMN = re.compile(rb"^([A-Z]{1,3})([0-9]{1,7})$")
+
+
+def _col_number(letters: bytes) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + (ch - 64)
+    return n
+
+
+def check_xlsx(data: bytes) -> None:
+    """Refuse an XLSX that would exhaust memory when read (see the module docstring); cheap and streaming."""
+    from xml.etree.ElementTree import ParseError, iterparse
 
     try:
-        wb = CalamineWorkbook.from_path(str(path))
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise UnreadableFile(f"not an XLSX (zip) file: {exc}") from None
+    with zf:
+        infos = zf.infolist()
+        total = sum(i.file_size for i in infos)
+        if total > MAX_UNCOMPRESSED:
+            raise UnreadableFile(f"inflates to {total} bytes (more than {MAX_UNCOMPRESSED}): refused as a zip bomb")
+        for i in infos:
+            if i.file_size > 1_000_000 and i.file_size > MAX_RATIO * max(i.compress_size, 1):
+                raise UnreadableFile(f"member {i.filename} is compressed {i.file_size // max(i.compress_size, 1)} "
+                                     f"to 1 (more than {MAX_RATIO}): refused as a zip bomb")
+        for name in (i.filename for i in infos):
+            if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
+                continue
+            rows = cols = 0
+            row_no = 0
+            try:
+                with zf.open(name) as fh:
+                    for _event, el in iterparse(fh, events=("end",)):
+                        tag = el.tag.rsplit("}", 1)[-1]
+                        if tag == "c":
+                            m = _COLUMN.match((el.get("r") or "").encode())
+                            col = _col_number(m.group(1)) if m else cols + 1
+                            cols = max(cols, col)
+                            rows = max(rows, int(m.group(2)) if m else row_no)
+                        elif tag == "row":
+                            row_no = int(el.get("r") or row_no + 1)
+                            rows = max(rows, row_no)
+                            el.clear()
+                        if cols > MAX_COLUMNS or rows * max(cols, 1) > MAX_CELLS:
+                            raise UnreadableFile(
+                                f"sheet {name.rsplit('/', 1)[-1]} spans at least {rows} rows × {cols} columns (a cell "
+                                f"far away, e.g. XFD1048576): more than {MAX_COLUMNS} columns or {MAX_CELLS} cells; "
+                                "delete the stray cells and save again")
+            except (ParseError, zipfile.BadZipFile, ValueError, RuntimeError, EOFError) as exc:
+                raise UnreadableFile(f"sheet {name.rsplit('/', 1)[-1]} is not valid XML: {exc}") from None
+
+
+def xlsx_rows(path: Path, sheet: str | int = 0, data: bytes | None = None) -> list[tuple[int, list[Any]]]:
+    from python_calamine import CalamineError, CalamineWorkbook
+
+    if data is None:
+        data = path.read_bytes()
+    check_xlsx(data)
+    try:
+        wb = CalamineWorkbook.from_filelike(io.BytesIO(data))
         ws = wb.get_sheet_by_name(sheet) if isinstance(sheet, str) else wb.get_sheet_by_index(sheet)
         values = ws.to_python(skip_empty_area=False)
-    except (CalamineError, IndexError, KeyError, ValueError, OSError) as exc:
+    except (CalamineError, IndexError, KeyError, ValueError, OSError, TypeError, OverflowError) as exc:
         raise UnreadableFile(f"cannot read sheet {sheet!r}: {type(exc).__name__}: {exc}") from None
     return [(i + 1, list(r)) for i, r in enumerate(values)]
 
@@ -113,13 +187,13 @@ def table(rows: list[tuple[int, list[Any]]], required: list[list[str]],
 
 
 def read_table(path: Path, required: list[list[str]], *, encoding: str = "auto", sheet: str | int = 0,
-               header_row: int | None = None) -> list[Row]:
-    """A department file as numbered rows, whatever its format (by suffix)."""
+               header_row: int | None = None, data: bytes | None = None) -> list[Row]:
+    """A department file as numbered rows, whatever its format (by suffix); ``data``: its bytes, if read."""
     suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm", ".xls", ".ods"):
-        rows = xlsx_rows(path, sheet)
+    if suffix in (".xlsx", ".xlsm"):
+        rows = xlsx_rows(path, sheet, data)
     elif suffix in (".csv", ".txt", ".tsv"):
-        rows = csv_rows(path.read_bytes(), encoding)
+        rows = csv_rows(path.read_bytes() if data is None else data, encoding)
     else:
-        raise UnreadableFile(f"unsupported file type {suffix!r} (expected .csv or .xlsx)")
+        raise UnreadableFile(f"unsupported file type {suffix!r} (expected .csv or .xlsx; save .xls/.ods as .xlsx)")
     return list(table(rows, required, header_row))

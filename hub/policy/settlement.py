@@ -9,6 +9,12 @@ Two layers, so the ``hub settle`` command and the stream processor run the same 
   calendar year, settled discharges by id (idempotence), reversed ids (冲正). It is plain data with
   ``to_dict``/``from_dict``, so a stream processor keeps one ledger per ``person_token`` in a table.
 
+Discharge ids are scoped to their hospital when the caller says which hospital sent them
+(``hospital=``): a hospital's discharge id is its own numbering (住院号), so hospital H017 posting
+H001's id must neither take that id from H001 (H001's real discharge would be refused as a conflicting
+redelivery) nor reverse H001's settlement. ``hub settle`` has no hospital (policy-spec §3 defines one
+id space per person) and passes none: unscoped ids behave exactly as §3 says.
+
 Money is ``int`` fen everywhere; ratios are basis points from the policy loader. ``mul`` rounds half
 up, which is exact for the non-negative amounts it is applied to.
 """
@@ -33,6 +39,7 @@ __all__ = [
     "Outcome",
     "SettlementLedger",
     "mul",
+    "settlement_event_id",
     "tierpay",
     "settle_discharge",
     "parse_discharge_line",
@@ -367,18 +374,42 @@ class _Entry:
     result: SettlementResult
 
 
+def settlement_event_id(person: str, discharge_id: str, *, hospital: str | None = None,
+                        reversal: bool = False) -> str:
+    """The ``event_id`` of the settlement (or reversal) of a discharge: one id per ledger entry.
+
+    Unscoped (``hospital=None``): ``settlement:{person}:{discharge_id}[:reversal]``, as today. Scoped, the
+    hospital is part of it (percent-encoded, so ``:`` and ``/`` in codes cannot make two entries collide):
+    two hospitals' discharges with the same id are two settlements and must be two events.
+    """
+    from urllib.parse import quote
+
+    scope = "" if hospital is None else f"{quote(hospital, safe='')}/"
+    return f"settlement:{person}:{scope}{discharge_id}" + (":reversal" if reversal else "")
+
+
+Scope = tuple[str | None, str]
+"""(hospital or None, discharge id): what identifies a ledger entry."""
+
+
 class SettlementLedger:
     """One person's settlement bookkeeping: year-to-date state, settled ids, reversed ids.
 
     Every method either changes state and returns ``Outcome("new", …)`` or changes nothing. A
     rejected discharge (no policy) does not use up its id; a settled one — even with ``T = 0``,
     even once reversed — does, and its redeliveries return the original settlement.
+
+    ``hospital`` (keyword, default None) scopes an id to the hospital that sent it: ``(H001, d1)`` and
+    ``(H017, d1)`` are different discharges, and a reversal finds only its own hospital's entry
+    (another hospital's id is ``unknown_discharge`` — the same answer as an id never settled, so a
+    reversal is no oracle for other hospitals' patients). Unscoped entries (``hub settle``) are a
+    namespace of their own.
     """
 
     def __init__(self) -> None:
         self._ytd: dict[int, Ytd] = {}
-        self._settled: dict[str, _Entry] = {}
-        self._reversed: dict[str, SettlementResult] = {}
+        self._settled: dict[Scope, _Entry] = {}
+        self._reversed: dict[Scope, SettlementResult] = {}
 
     def ytd(self, year: int) -> Ytd:
         return self._ytd.get(year, Ytd())
@@ -386,20 +417,22 @@ class SettlementLedger:
     def years(self) -> list[int]:
         return sorted(self._ytd)
 
-    def result(self, discharge_id: str) -> SettlementResult | None:
-        entry = self._settled.get(discharge_id)
+    def result(self, discharge_id: str, *, hospital: str | None = None) -> SettlementResult | None:
+        entry = self._settled.get((hospital, discharge_id))
         return entry.result if entry else None
 
-    def is_reversed(self, discharge_id: str) -> bool:
-        return discharge_id in self._reversed
+    def is_reversed(self, discharge_id: str, *, hospital: str | None = None) -> bool:
+        return (hospital, discharge_id) in self._reversed
 
-    def settle(self, policy: Policy | None, person: PersonFacts, discharge: Discharge) -> Outcome:
+    def settle(self, policy: Policy | None, person: PersonFacts, discharge: Discharge, *,
+               hospital: str | None = None) -> Outcome:
         """Settle once; redeliveries are answered before the policy is looked at.
 
         ``policy`` is what :func:`hub.policy.loader.select_policy` found for the discharge (None →
-        ``no_policy``, the id stays free).
+        ``no_policy``, the id stays free). ``hospital`` scopes the id (class docstring).
         """
-        entry = self._settled.get(discharge.discharge_id)
+        scope = (hospital, discharge.discharge_id)
+        entry = self._settled.get(scope)
         if entry is not None:
             if entry.discharge == discharge:
                 return Outcome("redelivery", entry.result)
@@ -411,47 +444,73 @@ class SettlementLedger:
                                               f"on {discharge.day.isoformat()}")
         result = settle_discharge(policy, person, discharge, self.ytd(discharge.year))
         self._ytd[result.year] = self.ytd(result.year).plus(result.delta)
-        self._settled[discharge.discharge_id] = _Entry(discharge, result)
+        self._settled[scope] = _Entry(discharge, result)
         return Outcome("new", result)
 
-    def reverse(self, reversal: Reversal) -> Outcome:
-        """冲正: subtract the original's year-to-date delta from the original's year, emit it negated."""
+    def reverse(self, reversal: Reversal, *, hospital: str | None = None) -> Outcome:
+        """冲正: subtract the original's year-to-date delta from the original's year, emit it negated.
+
+        With ``hospital``, only that hospital's own settlement of the id can be reversed.
+        """
         rid = reversal.reverses
-        entry = self._settled.get(rid)
+        scope = (hospital, rid)
+        entry = self._settled.get(scope)
         if entry is None:
-            return Outcome("unknown_discharge", None, f"no settled discharge {rid!r} to reverse")
-        if rid in self._reversed:
+            of = "" if hospital is None else f" of hospital {hospital!r}"
+            return Outcome("unknown_discharge", None, f"no settled discharge {rid!r}{of} to reverse")
+        if scope in self._reversed:
             return Outcome("already_reversed", None, f"discharge {rid!r} was already reversed")
         negated = entry.result.reversed()
         self._ytd[negated.year] = self.ytd(negated.year).plus(negated.delta)
-        self._reversed[rid] = negated
+        self._reversed[scope] = negated
         return Outcome("new", negated)
 
-    def apply(self, policy: Policy | None, person: PersonFacts, item: Discharge | Reversal) -> Outcome:
-        """Dispatch a parsed line or event to :meth:`settle` or :meth:`reverse`."""
+    def apply(self, policy: Policy | None, person: PersonFacts, item: Discharge | Reversal, *,
+              hospital: str | None = None) -> Outcome:
+        """Dispatch a parsed line or event to :meth:`settle` or :meth:`reverse` (``hospital`` scopes the id)."""
         if isinstance(item, Reversal):
-            return self.reverse(item)
-        return self.settle(policy, person, item)
+            return self.reverse(item, hospital=hospital)
+        return self.settle(policy, person, item, hospital=hospital)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe snapshot (string keys, ints and strings only) for a changelog-backed table."""
-        return {
+        """JSON-safe snapshot (string keys, ints and strings only) for a changelog-backed table.
+
+        Unscoped entries keep the first format (``settled``/``reversed`` by id, version 1); scoped ones are
+        nested by hospital under ``scoped``/``scoped_reversed`` (version 2 only when there are any).
+        """
+        def entry(e: _Entry) -> dict[str, Any]:
+            return {"discharge": e.discharge.to_dict(), "result": e.result.to_dict()}
+
+        out: dict[str, Any] = {
             "version": 1,
             "ytd": {str(y): v.to_dict() for y, v in sorted(self._ytd.items())},
-            "settled": {k: {"discharge": e.discharge.to_dict(), "result": e.result.to_dict()}
-                        for k, e in self._settled.items()},
-            "reversed": {k: r.to_dict() for k, r in self._reversed.items()},
+            "settled": {d: entry(e) for (h, d), e in self._settled.items() if h is None},
+            "reversed": {d: r.to_dict() for (h, d), r in self._reversed.items() if h is None},
         }
+        scoped: dict[str, dict[str, Any]] = {}
+        for (h, d), e in self._settled.items():
+            if h is not None:
+                scoped.setdefault(h, {})[d] = entry(e)
+        scoped_reversed: dict[str, dict[str, Any]] = {}
+        for (h, d), r in self._reversed.items():
+            if h is not None:
+                scoped_reversed.setdefault(h, {})[d] = r.to_dict()
+        if scoped or scoped_reversed:
+            out.update(version=2, scoped=scoped, scoped_reversed=scoped_reversed)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SettlementLedger:
+        def entry(e: dict[str, Any]) -> _Entry:
+            return _Entry(Discharge.from_dict(e["discharge"]), SettlementResult.from_dict(e["result"]))
+
         ledger = cls()
         ledger._ytd = {int(y): Ytd.from_dict(v) for y, v in data.get("ytd", {}).items()}
-        ledger._settled = {
-            k: _Entry(Discharge.from_dict(e["discharge"]), SettlementResult.from_dict(e["result"]))
-            for k, e in data.get("settled", {}).items()
-        }
-        ledger._reversed = {k: SettlementResult.from_dict(r) for k, r in data.get("reversed", {}).items()}
+        ledger._settled = {(None, k): entry(e) for k, e in data.get("settled", {}).items()}
+        ledger._settled.update({(h, k): entry(e) for h, es in data.get("scoped", {}).items() for k, e in es.items()})
+        ledger._reversed = {(None, k): SettlementResult.from_dict(r) for k, r in data.get("reversed", {}).items()}
+        ledger._reversed.update({(h, k): SettlementResult.from_dict(r)
+                                 for h, rs in data.get("scoped_reversed", {}).items() for k, r in rs.items()})
         return ledger
 
     def __eq__(self, other: object) -> bool:

@@ -98,7 +98,7 @@ def test_builtins_are_discovered_with_their_kinds() -> None:
     assert set(plugins.BUILTIN) <= set(found)
     kinds = {n: found[n].load().kind for n in plugins.BUILTIN}
     assert kinds == {"file_drop": "source", "sql_poll": "source", "http_ingest": "source",
-                     "webhook": "sink", "sql_upsert": "sink", "file_export": "sink"}
+                     "webhook": "sink", "sql_upsert": "sink", "file_export": "sink", "audit_log": "sink"}
     assert all(issubclass(found[n].load(), SourceConnector | SinkConnector) for n in found)
     out = io.StringIO()
     assert connector_list(out) == 0 and "webhook" in out.getvalue()

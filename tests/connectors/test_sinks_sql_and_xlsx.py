@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def settlement(discharge: str, person: str, patient: int) -> dict[str, object]:
 @pytest.mark.postgres
 def test_settlements_are_upserted_once_by_event_id(kafka_bootstrap: str, pg_url: str, tmp_path: Path) -> None:
     tag = testkit.unique_name("d")
-    person = f"p_{tag}"
+    person = "p_" + uuid.uuid5(uuid.NAMESPACE_OID, tag).hex  # the one token shape (hub.identity)
     events = [settlement(f"{tag}-1", person, 66000), settlement(f"{tag}-2", person, 1000)]
     testkit.produce(kafka_bootstrap, "hub.settlements.v1", "hub.outputs.Settlement", events + events[:1])
     shutil.copy(EXAMPLES / "settlements_to_insurance_db.yaml", tmp_path / "s.yaml")

@@ -36,6 +36,7 @@ import pytest
 from hub.runtime import encode_input
 from hub.topics import DEAD_LETTERS
 from tests.e2e.conftest import Replay, ScenarioLine, read_scenario
+from tests.e2e.persons import tok
 
 pytestmark = pytest.mark.e2e
 
@@ -43,12 +44,12 @@ FLAGS = "hub.risk-flags.v1"
 REFERRALS = "hub.referrals.v1"
 MISMATCHES = "hub.mismatches.v1"
 
-U = "uninsured:mengzi-uninsured:2024#1"
-LATE = "uninsured:mengzi-late-answer:2024#1"
-MAJOR = "major_disease:mengzi-major:C34:2024#1"
-BURDEN = "high_medical_burden:mengzi-burden:2024"
-CHRONIC = "chronic_unsigned:mengzi-chronic#1"
-FOLLOWUP = "followup_overdue:mengzi-chronic#1"
+U = f"uninsured:{tok('mengzi-uninsured')}:2024#1"
+LATE = f"uninsured:{tok('mengzi-late-answer')}:2024#1"
+MAJOR = f"major_disease:{tok('mengzi-major')}:C34:2024#1"
+BURDEN = f"high_medical_burden:{tok('mengzi-burden')}:2024"
+CHRONIC = f"chronic_unsigned:{tok('mengzi-chronic')}#1"
+FOLLOWUP = f"followup_overdue:{tok('mengzi-chronic')}#1"
 GAP = "facility_gap:VC-XINAN-01"
 BURDEN_ROUTES = ("civil_affairs/medical_assistance", "civil_affairs/temporary_assistance",
                  "revitalization/monitoring_enrollment", "insurance/reimbursement_review",
@@ -80,9 +81,9 @@ def line_with(event_id: str) -> ScenarioLine:
 def test_uninsured_is_referred_and_resolved_by_the_departments_answers(risk_replay: Replay) -> None:
     """§6.1: insurance rejects with a reason, civil affairs completes → the last final answer resolves the flag."""
     ins, civ = f"{U}/insurance/enrollment", f"{U}/civil_affairs/premium_subsidy"
-    assert timeline(risk_replay, FLAGS, "mengzi-uninsured") == sorted(
+    assert timeline(risk_replay, FLAGS, tok("mengzi-uninsured")) == sorted(
         at("01-10T09:00", f"{U}:raised", f"{U}:referred") + at("01-17T10:00", f"{U}:resolved"))
-    assert timeline(risk_replay, REFERRALS, "mengzi-uninsured") == sorted(
+    assert timeline(risk_replay, REFERRALS, tok("mengzi-uninsured")) == sorted(
         at("01-10T09:00", f"{ins}:open", f"{civ}:open") + at("01-15T10:00", f"{ins}:acknowledged")
         + at("01-16T10:00", f"{ins}:rejected") + at("01-16T11:00", f"{civ}:acknowledged")
         + at("01-16T12:00", f"{civ}:accepted") + at("01-17T10:00", f"{civ}:completed"))
@@ -94,13 +95,13 @@ def test_uninsured_is_referred_and_resolved_by_the_departments_answers(risk_repl
 
 def test_a_resolved_flag_is_not_raised_again_while_its_condition_still_holds(risk_replay: Replay) -> None:
     """§5.2: the 1 February status finds the person still not enrolled, but the key is not re-armed."""
-    assert not [v for v in risk_replay.values(FLAGS, subject="mengzi-uninsured") if "#2" in v["flag_id"]]
+    assert not [v for v in risk_replay.values(FLAGS, subject=tok("mengzi-uninsured")) if "#2" in v["flag_id"]]
 
 
 def test_refused_referral_updates_go_to_the_dead_letters(risk_replay: Replay) -> None:
     """§6.1: backwards from completed → ``invalid_transition``; an unknown id → ``unknown_referral``."""
     for event_id, reason, words in (("rf-u-civ-back", "invalid_transition", "is completed; accepted is not allowed"),
-                                    ("rf-nobody", "unknown_referral", "uninsured:mengzi-nobody:2024#1")):
+                                    ("rf-nobody", "unknown_referral", f"uninsured:{tok('mengzi-nobody')}:2024#1")):
         line = line_with(event_id)
         dead = risk_replay.one(DEAD_LETTERS, reason=reason)
         assert (dead["source"], dead["topic"]) == ("person-processor", "department.referral-updates.v1")
@@ -117,21 +118,21 @@ def test_a_referral_not_final_at_its_due_time_escalates_once_stamped_with_due(ri
     for v in escalations:
         assert v["occurred_at"] == v["due"] == "2024-01-25T09:00:00+08:00"
         assert (v["flag_id"], v["state"]) == (LATE, "open")
-    assert timeline(risk_replay, REFERRALS, "mengzi-late-answer") == sorted(
+    assert timeline(risk_replay, REFERRALS, tok("mengzi-late-answer")) == sorted(
         at("01-10T09:00", f"{ins}:open", f"{civ}:open") + at("01-25T09:00", f"{ins}:escalation", f"{civ}:escalation")
         + at("01-27T10:00", f"{ins}:acknowledged") + at("01-28T09:00", f"{ins}:withdrawn", f"{civ}:withdrawn"))
-    assert timeline(risk_replay, FLAGS, "mengzi-late-answer") == sorted(
+    assert timeline(risk_replay, FLAGS, tok("mengzi-late-answer")) == sorted(
         at("01-10T09:00", f"{LATE}:raised", f"{LATE}:referred") + at("01-28T09:00", f"{LATE}:cleared"))
 
 
 def test_high_medical_burden_is_cleared_by_a_reversal_and_resolved_the_second_time(risk_replay: Replay) -> None:
     """§5.3 因病致贫: ytd patient share ≥ threshold; a reversal clears it (referrals withdrawn); #2 resolved."""
     first, second = f"{BURDEN}#1", f"{BURDEN}#2"
-    assert timeline(risk_replay, FLAGS, "mengzi-burden") == sorted(
+    assert timeline(risk_replay, FLAGS, tok("mengzi-burden")) == sorted(
         at("03-01T09:00", f"{first}:raised", f"{first}:referred") + at("03-05T09:00", f"{first}:cleared")
         + at("03-10T09:00", f"{second}:raised", f"{second}:referred") + at("03-15T09:00", f"{second}:resolved"))
     answers = ("completed", "rejected", "completed", "completed", "completed")
-    assert timeline(risk_replay, REFERRALS, "mengzi-burden") == sorted(
+    assert timeline(risk_replay, REFERRALS, tok("mengzi-burden")) == sorted(
         at("03-01T09:00", *(f"{first}/{r}:open" for r in BURDEN_ROUTES))
         + at("03-05T09:00", *(f"{first}/{r}:withdrawn" for r in BURDEN_ROUTES))
         + at("03-10T09:00", *(f"{second}/{r}:open" for r in BURDEN_ROUTES))
@@ -143,16 +144,16 @@ def test_high_medical_burden_is_cleared_by_a_reversal_and_resolved_the_second_ti
                     "insurance": "2024-03-25T09:00:00+08:00", "charity": "2024-03-25T09:00:00+08:00"}
     evidence = json.loads(risk_replay.one(FLAGS, event_id=f"{first}:raised")["evidence"])
     assert (evidence["ytd_patient_fen"], evidence["oop_threshold_fen"]) == (1_006_850, 1_000_000)
-    settlements = risk_replay.values("hub.settlements.v1", person_token="mengzi-burden")
+    settlements = risk_replay.values("hub.settlements.v1", person_token=tok("mengzi-burden"))
     assert [s["patient_fen"] for s in settlements] == [1_006_850, -1_006_850, 1_006_850]
 
 
 def test_major_disease_is_treated_through_its_referral_and_resolved(risk_replay: Replay) -> None:
     """§5.3 大病专项救治: ``c34.1`` normalises to C341 and matches entry C34; acknowledged → … → resolved."""
     rid = f"{MAJOR}/health/special_treatment"
-    assert timeline(risk_replay, FLAGS, "mengzi-major") == sorted(
+    assert timeline(risk_replay, FLAGS, tok("mengzi-major")) == sorted(
         at("02-05T09:00", f"{MAJOR}:raised", f"{MAJOR}:referred") + at("02-10T09:00", f"{MAJOR}:resolved"))
-    assert timeline(risk_replay, REFERRALS, "mengzi-major") == sorted(
+    assert timeline(risk_replay, REFERRALS, tok("mengzi-major")) == sorted(
         at("02-05T09:00", f"{rid}:open") + at("02-06T09:00", f"{rid}:acknowledged")
         + at("02-08T09:00", f"{rid}:accepted") + at("02-10T09:00", f"{rid}:completed"))
     evidence = json.loads(risk_replay.one(FLAGS, event_id=f"{MAJOR}:raised")["evidence"])
@@ -162,7 +163,7 @@ def test_major_disease_is_treated_through_its_referral_and_resolved(risk_replay:
 def test_chronic_unsigned_is_raised_when_the_grace_ends_and_cleared_by_signing(risk_replay: Replay) -> None:
     """§5.3: I10 recorded 1 February 09:00 + 30 days = 2 March 09:00; the 6 March contract clears it."""
     rid = f"{CHRONIC}/health/family_doctor_signing"
-    chronic = [e for e in timeline(risk_replay, FLAGS, "mengzi-chronic") if "chronic_unsigned" in e]
+    chronic = [e for e in timeline(risk_replay, FLAGS, tok("mengzi-chronic")) if "chronic_unsigned" in e]
     assert chronic == sorted(at("03-02T09:00", f"{CHRONIC}:raised", f"{CHRONIC}:referred")
                              + at("03-06T09:00", f"{CHRONIC}:cleared"))
     referral = risk_replay.one(REFERRALS, referral_id=rid, state="open")
@@ -173,10 +174,10 @@ def test_chronic_unsigned_is_raised_when_the_grace_ends_and_cleared_by_signing(r
 def test_followup_overdue_is_raised_90_days_after_signing_and_cleared_by_a_visit(risk_replay: Replay) -> None:
     """§5.3: s = contract activation (6 March 09:00); overdue at s + 90 days = 4 June 09:00; a follow-up clears."""
     rid = f"{FOLLOWUP}/health/follow_up_visit"
-    followup = [e for e in timeline(risk_replay, FLAGS, "mengzi-chronic") if "followup_overdue" in e]
+    followup = [e for e in timeline(risk_replay, FLAGS, tok("mengzi-chronic")) if "followup_overdue" in e]
     assert followup == sorted(at("06-04T09:00", f"{FOLLOWUP}:raised", f"{FOLLOWUP}:referred")
                               + at("06-10T09:00", f"{FOLLOWUP}:cleared"))
-    assert [e for e in timeline(risk_replay, REFERRALS, "mengzi-chronic") if "follow_up_visit" in e] == sorted(
+    assert [e for e in timeline(risk_replay, REFERRALS, tok("mengzi-chronic")) if "follow_up_visit" in e] == sorted(
         at("06-04T09:00", f"{rid}:open") + at("06-10T09:00", f"{rid}:withdrawn"))
     evidence = json.loads(risk_replay.one(FLAGS, event_id=f"{FOLLOWUP}:raised")["evidence"])
     assert evidence["due"] == "2024-06-04T09:00:00+08:00"
@@ -212,11 +213,11 @@ def test_every_flag_type_is_raised_and_nothing_else(risk_replay: Replay) -> None
 
 def test_both_mismatch_kinds_open_and_clear_when_the_departments_agree(risk_replay: Replay) -> None:
     """§6.2 四清: subsidised without the category; a category declared at admission that nobody granted."""
-    subsidy = "subsidy_without_category:mengzi-subsidy:2024#1"
-    declared = "declared_category_unknown:mengzi-declared:extreme_poverty#1"
-    assert timeline(risk_replay, MISMATCHES, "mengzi-subsidy") == sorted(
+    subsidy = f"subsidy_without_category:{tok('mengzi-subsidy')}:2024#1"
+    declared = f"declared_category_unknown:{tok('mengzi-declared')}:extreme_poverty#1"
+    assert timeline(risk_replay, MISMATCHES, tok("mengzi-subsidy")) == sorted(
         at("01-10T09:00", f"{subsidy}:open") + at("02-25T09:00", f"{subsidy}:cleared"))
-    assert timeline(risk_replay, MISMATCHES, "mengzi-declared") == sorted(
+    assert timeline(risk_replay, MISMATCHES, tok("mengzi-declared")) == sorted(
         at("02-20T09:00", f"{declared}:open") + at("02-25T09:00", f"{declared}:cleared"))
     for mismatch_id, kind, departments in ((subsidy, "subsidy_without_category", ["insurance", "civil_affairs"]),
                                            (declared, "declared_category_unknown", ["health", "civil_affairs"])):

@@ -40,6 +40,7 @@ from hub.runtime import encode_input
 from hub.timeutil import parse_event_time
 from hub.topics import DEAD_LETTERS
 from tests.e2e.conftest import Replay, ScenarioLine, read_scenario
+from tests.e2e.persons import tok
 
 pytestmark = pytest.mark.e2e
 
@@ -52,16 +53,16 @@ AMOUNTS = ("discharge_id", "reverses", "year", "basic_fen", "critical_fen", "ass
 """The fields of a settlement record that §3 decides."""
 
 PERSONS: dict[str, PersonFacts] = {
-    "kunming-alleviated": PersonFacts(frozenset({"poverty_alleviated"}), frozenset({2024}), "530102"),
-    "mengzi-monitored": PersonFacts(frozenset({"monitored"}), frozenset({2024}), "532503"),
-    "mengzi-minimum-living": PersonFacts(frozenset({"minimum_living"}), frozenset({2024}), "532503"),
-    "kunming-extreme-poverty": PersonFacts(frozenset({"extreme_poverty"}), frozenset({2024}), "530102"),
-    "mengzi-not-enrolled": PersonFacts(frozenset({"poverty_alleviated"}), frozenset(), "532503"),
-    "mengzi-out-of-county": PersonFacts(frozenset({"monitored"}), frozenset({2024}), "532503"),
-    "mengzi-caps": PersonFacts(frozenset({"minimum_living"}), frozenset({2024}), "532503"),
-    "mengzi-new-year": PersonFacts(frozenset({"poverty_alleviated"}), frozenset({2024, 2025}), "532503"),
-    "kunming-reversal": PersonFacts(frozenset({"poverty_alleviated"}), frozenset({2024}), "530102"),
-    "mengzi-redelivery": PersonFacts(frozenset({"monitored"}), frozenset({2024}), "532503"),
+    tok("kunming-alleviated"): PersonFacts(frozenset({"poverty_alleviated"}), frozenset({2024}), "530102"),
+    tok("mengzi-monitored"): PersonFacts(frozenset({"monitored"}), frozenset({2024}), "532503"),
+    tok("mengzi-minimum-living"): PersonFacts(frozenset({"minimum_living"}), frozenset({2024}), "532503"),
+    tok("kunming-extreme-poverty"): PersonFacts(frozenset({"extreme_poverty"}), frozenset({2024}), "530102"),
+    tok("mengzi-not-enrolled"): PersonFacts(frozenset({"poverty_alleviated"}), frozenset(), "532503"),
+    tok("mengzi-out-of-county"): PersonFacts(frozenset({"monitored"}), frozenset({2024}), "532503"),
+    tok("mengzi-caps"): PersonFacts(frozenset({"minimum_living"}), frozenset({2024}), "532503"),
+    tok("mengzi-new-year"): PersonFacts(frozenset({"poverty_alleviated"}), frozenset({2024, 2025}), "532503"),
+    tok("kunming-reversal"): PersonFacts(frozenset({"poverty_alleviated"}), frozenset({2024}), "530102"),
+    tok("mengzi-redelivery"): PersonFacts(frozenset({"monitored"}), frozenset({2024}), "532503"),
 }
 """Who the scenario's persons are (categories C, years enrolled, insured region), as a domain expert reads it."""
 
@@ -152,13 +153,13 @@ def test_poverty_alleviated_in_kunming_by_hand(settlement_replay: Replay) -> Non
     #        top_up = min(4 500 000 − 3 996 500, 5 000 000 − 3 996 500) = 503 500
     # patient = 5 000 000 − 3 560 000 − 133 000 − 303 500 − 503 500 = 500 000
     # actual_ratio_bp = (4 500 000 × 10 000 + 2 500 000) // 5 000 000 = 9 000
-    record = settled(settlement_replay, "kunming-alleviated", "KM-D-0001")
+    record = settled(settlement_replay, tok("kunming-alleviated"), "KM-D-0001")
     assert amounts(record) == {
         "discharge_id": "KM-D-0001", "reverses": None, "year": 2024, "basic_fen": 3_560_000,
         "critical_fen": 133_000, "assistance_fen": 303_500, "top_up_fen": 503_500, "patient_fen": 500_000,
         "total_fen": 5_000_000, "actual_ratio_bp": 9_000, "policy_region": "530000"}
     assert record["policy_name"] == "Yunnan Province"
-    assert record["event_id"] == "settlement:kunming-alleviated:KM-D-0001"
+    assert record["event_id"] == f"settlement:{tok('kunming-alleviated')}:KM-D-0001"
     assert record["discharge_date"] == "2024-03-05"
     assert record["hospital_code"] == "H-KM-DISTRICT"
 
@@ -172,7 +173,7 @@ def test_monitored_in_mengzi_by_hand(settlement_replay: Replay) -> None:
     # top-up: Mengzi has no [top_up] → 0
     # patient = 2 000 000 − 1 408 000 − 175 200 = 416 800
     # actual_ratio_bp = (1 583 200 × 10 000 + 1 000 000) // 2 000 000 = 7 916
-    record = settled(settlement_replay, "mengzi-monitored", "MZ-D-0001")
+    record = settled(settlement_replay, tok("mengzi-monitored"), "MZ-D-0001")
     assert [record[k] for k in ("basic_fen", "critical_fen", "assistance_fen", "top_up_fen", "patient_fen",
                                 "actual_ratio_bp", "policy_region")] == [
         1_408_000, 0, 175_200, 0, 416_800, 7_916, "532503"]
@@ -186,7 +187,7 @@ def test_minimum_living_in_mengzi_by_hand(settlement_replay: Replay) -> None:
     # assistance: minimum_living: deductible 0, ratio 0.70 → mul(81 000, 7 000) = 56 700
     # patient = 800 000 − 639 000 − 56 700 = 104 300
     # actual_ratio_bp = (695 700 × 10 000 + 400 000) // 800 000 = 8 696
-    record = settled(settlement_replay, "mengzi-minimum-living", "MZ-D-0002")
+    record = settled(settlement_replay, tok("mengzi-minimum-living"), "MZ-D-0002")
     assert [record[k] for k in ("basic_fen", "critical_fen", "assistance_fen", "top_up_fen", "patient_fen",
                                 "actual_ratio_bp")] == [639_000, 0, 56_700, 0, 104_300, 8_696]
 
@@ -194,22 +195,22 @@ def test_minimum_living_in_mengzi_by_hand(settlement_replay: Replay) -> None:
 def test_a_person_not_enrolled_gets_medical_assistance_only(settlement_replay: Replay) -> None:
     """§3: basic, critical and top-up need enrolment for the year; medical assistance does not."""
     # P = 1 800 000; assistance (poverty_alleviated): mul(1 800 000 − 200 000, 5 000) = 800 000
-    record = settled(settlement_replay, "mengzi-not-enrolled", "MZ-D-0003")
+    record = settled(settlement_replay, tok("mengzi-not-enrolled"), "MZ-D-0003")
     assert [record[k] for k in ("basic_fen", "critical_fen", "assistance_fen", "top_up_fen", "patient_fen",
                                 "actual_ratio_bp")] == [0, 0, 800_000, 0, 1_200_000, 4_000]
 
 
 def test_out_of_county_unreferred_loses_ten_points_and_the_special_bonus(settlement_replay: Replay) -> None:
     """§3.1: r = 6 000 − 1 000 unreferred (no bonus: scope in_county_or_referred); 6 000 + 500 referred."""
-    unreferred = settled(settlement_replay, "mengzi-out-of-county", "KM-D-0003")
-    referred = settled(settlement_replay, "mengzi-out-of-county", "KM-D-0004")
+    unreferred = settled(settlement_replay, tok("mengzi-out-of-county"), "KM-D-0003")
+    referred = settled(settlement_replay, tok("mengzi-out-of-county"), "KM-D-0004")
     assert unreferred["basic_fen"] == 1_310_000  # mul(2 700 000 − 80 000, 5 000)
     assert referred["basic_fen"] == 1_703_000  # mul(2 700 000 − 80 000, 6 500)
 
 
 def test_annual_caps_are_reached_across_several_discharges(settlement_replay: Replay) -> None:
     """§3: basic (15 M fen), critical (40 M, no special_no_cap for 低保 in Mengzi) and assistance (6 M) caps."""
-    records = settlement_replay.values(SETTLEMENTS, person_token="mengzi-caps")
+    records = settlement_replay.values(SETTLEMENTS, person_token=tok("mengzi-caps"))
     assert [r["discharge_id"] for r in records] == [f"MZ-D-010{i}" for i in range(1, 7)]
     basic = [r["basic_fen"] for r in records]
     critical = [r["critical_fen"] for r in records]
@@ -225,9 +226,9 @@ def test_annual_caps_are_reached_across_several_discharges(settlement_replay: Re
 
 def test_a_discharge_after_midnight_shanghai_time_belongs_to_the_new_year(settlement_replay: Replay) -> None:
     """§3 decided point: 2024-12-31T17:00:00Z is 1 January 2025 01:00 in Shanghai: 2025's state, fresh."""
-    first = settled(settlement_replay, "mengzi-new-year", "MZ-D-0501")
-    late_2024 = settled(settlement_replay, "mengzi-new-year", "MZ-D-0502")
-    early_2025 = settled(settlement_replay, "mengzi-new-year", "MZ-D-0503")
+    first = settled(settlement_replay, tok("mengzi-new-year"), "MZ-D-0501")
+    late_2024 = settled(settlement_replay, tok("mengzi-new-year"), "MZ-D-0502")
+    early_2025 = settled(settlement_replay, tok("mengzi-new-year"), "MZ-D-0503")
     assert (late_2024["year"], late_2024["discharge_date"]) == (2024, "2024-12-31")
     assert (early_2025["year"], early_2025["discharge_date"]) == (2025, "2025-01-01")
     fields = ("basic_fen", "critical_fen", "assistance_fen", "top_up_fen", "patient_fen")
@@ -238,15 +239,15 @@ def test_a_discharge_after_midnight_shanghai_time_belongs_to_the_new_year(settle
 
 def test_a_reversal_negates_the_settlement_and_its_year_to_date(settlement_replay: Replay) -> None:
     """§3 冲正: every *_fen negated, ratio kept, ``reverses`` set; later settlements see the reduced state."""
-    original = settled(settlement_replay, "kunming-reversal", "KM-D-0201")
-    reversal = settlement_replay.one(SETTLEMENTS, person_token="kunming-reversal", reverses="KM-D-0201")
-    assert reversal["event_id"] == "settlement:kunming-reversal:KM-D-0201:reversal"
+    original = settled(settlement_replay, tok("kunming-reversal"), "KM-D-0201")
+    reversal = settlement_replay.one(SETTLEMENTS, person_token=tok("kunming-reversal"), reverses="KM-D-0201")
+    assert reversal["event_id"] == f"settlement:{tok('kunming-reversal')}:KM-D-0201:reversal"
     assert reversal["discharge_id"] == "KM-D-0201"
     for k in ("basic_fen", "critical_fen", "assistance_fen", "top_up_fen", "patient_fen", "total_fen"):
         assert reversal[k] == -original[k], k
     assert reversal["actual_ratio_bp"] == original["actual_ratio_bp"]
-    after = settled(settlement_replay, "kunming-reversal", "KM-D-0203")
-    assert amounts(after) == expected_record(reference("kunming-reversal")[3])
+    after = settled(settlement_replay, tok("kunming-reversal"), "KM-D-0203")
+    assert amounts(after) == expected_record(reference(tok("kunming-reversal"))[3])
 
 
 def test_reversing_twice_or_an_unknown_id_goes_to_the_dead_letters(settlement_replay: Replay) -> None:
@@ -257,20 +258,20 @@ def test_reversing_twice_or_an_unknown_id_goes_to_the_dead_letters(settlement_re
         dead = settlement_replay.one(DEAD_LETTERS, reason=reason)
         assert (dead["source"], dead["topic"]) == ("person-processor", "health.discharges.v1")
         assert original_bytes(dead) == encode_input(line.topic, line.value)[1]
-    assert len(settlement_replay.values(SETTLEMENTS, person_token="kunming-reversal", reverses="KM-D-0201")) == 1
+    assert len(settlement_replay.values(SETTLEMENTS, person_token=tok("kunming-reversal"), reverses="KM-D-0201")) == 1
 
 
 def test_a_redelivered_discharge_settles_once(settlement_replay: Replay) -> None:
     """§3 idempotence: the same discharge twice → the same record twice, and the ledger counts it once."""
-    first, again = [v for v in settlement_replay.values(SETTLEMENTS, person_token="mengzi-redelivery")
+    first, again = [v for v in settlement_replay.values(SETTLEMENTS, person_token=tok("mengzi-redelivery"))
                     if v["discharge_id"] == "MZ-D-0301"][:2]
     assert first == again
-    assert first["event_id"] == "settlement:mengzi-redelivery:MZ-D-0301"
-    later = settled(settlement_replay, "mengzi-redelivery", "MZ-D-0302")
-    assert amounts(later) == expected_record(reference("mengzi-redelivery")[-1])
+    assert first["event_id"] == f"settlement:{tok('mengzi-redelivery')}:MZ-D-0301"
+    later = settled(settlement_replay, tok("mengzi-redelivery"), "MZ-D-0302")
+    assert amounts(later) == expected_record(reference(tok("mengzi-redelivery"))[-1])
     # Had the second delivery been settled too, the later discharge would have met a doubled critical base:
     doubled = SettlementLedger()
-    facts = PERSONS["mengzi-redelivery"]
+    facts = PERSONS[tok("mengzi-redelivery")]
     policy = select_policy(POLICIES, facts.insured_region, parse_event_time("2024-06-10").date())
     for discharge_id in ("MZ-D-0301", "MZ-D-0301-as-if-new"):
         doubled.settle(policy, facts, Discharge(discharge_id, parse_event_time("2024-06-01T09:00:00+08:00"),
@@ -282,7 +283,7 @@ def test_a_redelivered_discharge_settles_once(settlement_replay: Replay) -> None
 
 def test_a_redelivery_with_another_payload_keeps_the_original_and_is_reported(settlement_replay: Replay) -> None:
     """§3: a redelivery whose payload differs returns the original settlement; ``conflicting_redelivery``."""
-    records = [v for v in settlement_replay.values(SETTLEMENTS, person_token="mengzi-redelivery")
+    records = [v for v in settlement_replay.values(SETTLEMENTS, person_token=tok("mengzi-redelivery"))
                if v["discharge_id"] == "MZ-D-0301"]
     assert len(records) == 3
     assert {json.dumps(amounts(r), sort_keys=True) for r in records} == {json.dumps(amounts(records[0]),
@@ -296,7 +297,7 @@ def test_a_redelivery_with_another_payload_keeps_the_original_and_is_reported(se
 
 def test_a_redelivery_with_another_payload_re_emits_the_identical_record(settlement_replay: Replay) -> None:
     """Consumers drop records by event_id: a record re-emitted under the same id must be the same record."""
-    records = [v for v in settlement_replay.values(SETTLEMENTS, person_token="mengzi-redelivery")
+    records = [v for v in settlement_replay.values(SETTLEMENTS, person_token=tok("mengzi-redelivery"))
                if v["discharge_id"] == "MZ-D-0301"]
     assert records[2] == records[0]
 
@@ -319,15 +320,15 @@ def test_no_policy_goes_to_the_dead_letters_and_leaves_the_id_free(settlement_re
         assert dead["partition"] is not None and dead["offset"] is not None
         assert original_bytes(dead) == encode_input(line.topic, line.value)[1]
     # The rejected discharge did not use up its id: once the insured region is corrected it settles (Mengzi).
-    again = settled(settlement_replay, "beijing-no-policy", "BJ-D-0001")
+    again = settled(settlement_replay, tok("beijing-no-policy"), "BJ-D-0001")
     facts = PersonFacts(frozenset({"monitored"}), frozenset({2024}), "532503")
-    assert amounts(again) == expected_record(reference("beijing-no-policy", facts)[-1])
+    assert amounts(again) == expected_record(reference(tok("beijing-no-policy"), facts)[-1])
     assert not settlement_replay.values(SETTLEMENTS, discharge_id="MZ-D-0601")
 
 
 def test_a_person_with_no_insured_region_has_no_policy(settlement_replay: Replay) -> None:
     """§2: the policy is chosen by the insured region; a person with none on record matches no policy."""
-    assert not settlement_replay.values(SETTLEMENTS, person_token="mengzi-no-enrolment")
+    assert not settlement_replay.values(SETTLEMENTS, person_token=tok("mengzi-no-enrolment"))
     assert any("MZ-D-0701" in d["detail"] for d in settlement_replay.values(DEAD_LETTERS, reason="no_policy"))
 
 
@@ -347,7 +348,7 @@ def test_malformed_lines_become_dead_letters_with_reason_and_original(settlement
         assert problem in letter["detail"]
         assert json.loads(original_json(letter)) == json.loads(line.raw)
     # A rejected line never reached the ledger: its discharge id settles later with the corrected payload.
-    fixed = settled(settlement_replay, "mengzi-monitored", "MZ-D-0401")
+    fixed = settled(settlement_replay, tok("mengzi-monitored"), "MZ-D-0401")
     assert fixed["total_fen"] == 200_000
 
 
@@ -387,5 +388,5 @@ def test_every_admission_gets_one_deposit_decision_with_the_first_obstacle(settl
         "MZ-A-0006": (True, "waived"),  # the default was cleared
     }
     blacklisted = decisions["MZ-A-0005"]
-    assert blacklisted["event_id"] == "deposit_decision:mengzi-blacklist:MZ-A-0005"
+    assert blacklisted["event_id"] == f"deposit_decision:{tok('mengzi-blacklist')}:MZ-A-0005"
     assert (blacklisted["hospital_code"], blacklisted["occurred_at"]) == ("H-MZ-PEOPLES", "2024-02-02T10:00:00+08:00")

@@ -26,9 +26,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from kafka import KafkaProducer
 
+from connectors.examples.make_samples import synthetic_id
 from hub.api import ApiThread, CounterBridge, create_api, parse_request
 from hub.broker import EmbeddedBroker, ensure_topics
 from hub.deadletter import dead_letter
+from hub.identity import person_token
 from hub.policy.loader import load_policies, select_policy
 from hub.policy.settlement import Discharge, PersonFacts, Ytd, settle_discharge
 from hub.runtime import encode_input, output_counts, spawn_worker, stop_process
@@ -40,6 +42,21 @@ REGIONS = Path(__file__).resolve().parents[2] / "hub" / "policy" / "regions"
 T = TypeVar("T")
 _minutes = itertools.count()
 _BASE = datetime(2024, 3, 1, 9, 0, tzinfo=SHANGHAI)
+KEY = "counter-api-test-pseudonym-key-0123456789"
+HOSPITAL = "H532503001"
+TOKENS = {HOSPITAL: "counter-api-test-token-of-H532503001-0123456789"}
+AUTH = {"Authorization": f"Bearer {TOKENS[HOSPITAL]}"}
+_IDS: dict[str, str] = {}
+
+
+def id_of(name: str) -> str:
+    """A synthetic, valid ID number per test person (what the cashier types in)."""
+    return _IDS.setdefault(name, synthetic_id(len(_IDS) + 101, region="532503"))
+
+
+def tok(name: str) -> str:
+    """The person token the API (and so the pipeline) gives that person."""
+    return person_token(id_of(name), KEY)
 
 
 def at() -> str:
@@ -64,9 +81,10 @@ class Pipeline:
         finally:
             producer.close()
 
-    def enrol(self, person: str, *, categories: tuple[str, ...] = ("poverty_alleviated",), year: int = 2024,
+    def enrol(self, name: str, *, categories: tuple[str, ...] = ("poverty_alleviated",), year: int = 2024,
               region: str = "532503") -> None:
         """脱贫人口 status from revitalization and 参保 for ``year`` from insurance."""
+        person = tok(name)
         self.produce([
             ("revitalization.poverty-status.v1", {
                 "event_id": f"status:{person}", "occurred_at": at(), "person_token": person,
@@ -90,8 +108,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
                               extra_env={"HUB_WALL_CLOCK": "0"})
         try:
             pipe = Pipeline(broker.bootstrap, worker, tmp / "worker.log")
-            pipe.enrol("p_warmup")
-            warmup = admission("p_warmup", "a0", event_id="warmup:a0", occurred_at=at())
+            pipe.enrol("warmup")
+            warmup = admission("warmup", "a0", event_id="warmup:a0", occurred_at=at())
+            warmup = {**{k: v for k, v in warmup.items() if k != "id_number"}, "person_token": tok("warmup")}
             pipe.produce([("health.admissions.v1", warmup)])
             deadline = time.monotonic() + 120
             while output_counts(broker.bootstrap, ["hub.deposit-decisions.v1"])["hub.deposit-decisions.v1"] < 1:
@@ -103,19 +122,19 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
             stop_process(worker)
 
 
-def admission(person: str, admission_id: str, **extra: Any) -> dict[str, Any]:
-    """An AdmissionRegistered in its JSON form without event_id (what a cashier posts)."""
-    body = {"person_token": person, "admission_id": admission_id, "hospital_code": "H532503001",
+def admission(name: str, admission_id: str, **extra: Any) -> dict[str, Any]:
+    """What a cashier posts: an AdmissionRegistered's JSON form with id_number, without event_id."""
+    body = {"id_number": id_of(name), "admission_id": admission_id, "hospital_code": HOSPITAL,
             "hospital_level": "L2", "in_county": True, "declared_categories": [], "admitted_at": "2024-05-01"
             "T08:30:00+08:00"}
     return {**body, **extra}
 
 
-def discharge(person: str, discharge_id: str, **extra: Any) -> dict[str, Any]:
-    """A DischargeSettlementRequested in its JSON form without event_id."""
-    body = {"person_token": person, "discharge_id": discharge_id, "discharged_at": "2024-05-10T10:00:00+08:00",
+def discharge(name: str, discharge_id: str, **extra: Any) -> dict[str, Any]:
+    """What a cashier posts: a DischargeSettlementRequested's JSON form with id_number, without event_id."""
+    body = {"id_number": id_of(name), "discharge_id": discharge_id, "discharged_at": "2024-05-10T10:00:00+08:00",
             "level": "L2", "in_county": True, "referred": False, "total_fen": 1_234_500,
-            "out_of_policy_fen": 100_000, "hospital_code": "H532503001"}
+            "out_of_policy_fen": 100_000, "hospital_code": HOSPITAL}
     return {**body, **extra}
 
 
@@ -124,16 +143,19 @@ def with_api(bootstrap: str, scenario: Callable[[TestClient[Any, Any]], Awaitabl
     """Run ``scenario`` against a fresh API (aiohttp test server) on this test's own event loop."""
 
     async def main() -> T:
-        app = create_api(bootstrap, wait_seconds=wait_seconds, idle_pause_seconds=idle_pause_seconds)
+        app = create_api(bootstrap, wait_seconds=wait_seconds, idle_pause_seconds=idle_pause_seconds,
+                         tokens=TOKENS, pseudonym_key=KEY)
         async with TestClient(TestServer(app)) as client:
             return await scenario(client)
 
     return asyncio.run(main())
 
 
-async def post(client: TestClient[Any, Any], path: str, body: Any) -> tuple[int, dict[str, Any], str]:
+async def post(client: TestClient[Any, Any], path: str, body: Any,
+               auth: dict[str, str] | None = None) -> tuple[int, dict[str, Any], str]:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    resp = await client.post(path, data=raw, headers={"Content-Type": "application/json"})
+    resp = await client.post(path, data=raw, headers={"Content-Type": "application/json", **(AUTH if auth is None
+                                                                                            else auth)})
     text = await resp.text()
     return resp.status, json.loads(text), text
 
@@ -160,16 +182,17 @@ AMOUNTS = ("basic_fen", "critical_fen", "assistance_fen", "top_up_fen", "patient
 def test_an_admission_answers_with_the_deposit_decision_and_its_reason(pipeline: Pipeline) -> None:
     pipeline.enrol("p_test1")
     pipeline.produce([("revitalization.poverty-status.v1", {  # a status but no enrolment: not_enrolled
-        "event_id": "status:p_test1b", "occurred_at": at(), "person_token": "p_test1b",
+        "event_id": "status:p_test1b", "occurred_at": at(), "person_token": tok("p_test1b"),
         "categories": ["poverty_alleviated"], "household_income_fen": None, "region_code": "532503"})])
 
     async def scenario(client: TestClient[Any, Any]) -> None:
         status, body, _ = await post(client, "/v1/admissions", admission("p_test1", "a1", occurred_at=at()))
         assert status == 200, body
-        assert body["status"] == "done" and body["kind"] == "admission" and body["id"] == "p_test1:a1"
+        assert body["status"] == "done" and body["kind"] == "admission" and body["id"] == "a1"
         decision = body["result"]
         assert (decision["waived"], decision["reason"]) == (True, "waived")
-        assert decision["event_id"] == "deposit_decision:p_test1:a1"
+        assert decision["event_id"] == f"deposit_decision:{tok('p_test1')}:a1"
+        assert "person_token" not in decision  # the hospital knows its patient; the token is not for it
         assert decision["admission_id"] == "a1" and decision["hospital_code"] == "H532503001"
 
         status, body, _ = await post(client, "/v1/admissions", admission("p_test1b", "a2", occurred_at=at()))
@@ -179,7 +202,7 @@ def test_an_admission_answers_with_the_deposit_decision_and_its_reason(pipeline:
         # §4: a redelivered admission gets no second decision; the API answers from what it saw.
         status, again, _ = await post(client, "/v1/admissions", admission("p_test1", "a1", occurred_at=at()))
         assert status == 200 and again["result"] == decision
-        resp = await client.get("/v1/status/admission/p_test1:a1")
+        resp = await client.get("/v1/status/admission/a1", headers=AUTH)
         assert resp.status == 200 and (await resp.json())["result"] == decision
 
     with_api(pipeline.bootstrap, scenario)
@@ -199,9 +222,9 @@ def test_a_discharge_answers_with_the_settlement_hub_policy_computes(pipeline: P
         assert status == 200, body
         settlement = body["result"]
         assert {k: settlement[k] for k in expected} == expected
-        assert settlement["event_id"] == "settlement:p_test2:d1"
+        assert settlement["event_id"] == f"settlement:{tok('p_test2')}:d1"
         assert (settlement["year"], settlement["policy_region"], settlement["reverses"]) == (2024, "532503", None)
-        assert body["status_url"] == "/v1/status/discharge/p_test2:d1"
+        assert body["status_url"] == "/v1/status/discharge/d1"
 
         # §3 idempotence: the same discharge again returns the original settlement, state unchanged.
         status, again, _ = await post(client, "/v1/discharges", {**body_in, "occurred_at": at()})
@@ -242,10 +265,11 @@ def test_a_malformed_body_answers_422_with_field_errors_and_reaches_no_topic(pip
         status, body, _ = await post(client, "/v1/discharges", discharge("p_test3", "d3", out_of_policy_fen=2_000_000))
         assert status == 422 and "must not exceed total_fen" in body["errors"][0]["problem"]
 
-        status, body, text = await post(client, "/v1/admissions", admission(id_number, "a3", surname="张"))
+        status, body, text = await post(client, "/v1/admissions", {**admission("p_test3", "a3"),
+                                                                   "id_number": id_number[:17] + "0", "surname": "张"})
         assert status == 422
-        assert {e["field"] for e in body["errors"]} == {"person_token", "surname"}
-        assert id_number not in text and "张" not in text  # never echo what was sent
+        assert {e["field"] for e in body["errors"]} == {"id_number", "<unknown field>"}
+        assert id_number[:17] not in text and "张" not in text and "surname" not in text  # never echo what was sent
 
         for raw, problem in ((b"{not json", "not JSON"), (b"[1, 2]", "expected a JSON object")):
             status, body, _ = await post(client, "/v1/admissions", raw)
@@ -266,14 +290,14 @@ def test_a_wait_that_runs_out_answers_202_and_the_status_url_answers_200_later(p
     expected = expected_settlement(body_in, {"poverty_alleviated"}, {2024}, "532503")
 
     async def scenario(client: TestClient[Any, Any]) -> dict[str, Any]:
-        resp = await client.post("/v1/discharges", json=body_in)
+        resp = await client.post("/v1/discharges", json=body_in, headers=AUTH)
         assert resp.status == 202, await resp.text()
         body = await resp.json()
         assert body["status"] == "pending" and resp.headers["Location"] == body["status_url"]
-        assert body["status_url"] == "/v1/status/discharge/p_test4:d4"
+        assert body["status_url"] == "/v1/status/discharge/d4"
         deadline = time.monotonic() + 60
         while True:
-            poll = await client.get(body["status_url"])
+            poll = await client.get(body["status_url"], headers=AUTH)
             if poll.status == 200:
                 return await poll.json()
             assert poll.status == 202 and (await poll.json())["status"] == "pending"
@@ -284,8 +308,8 @@ def test_a_wait_that_runs_out_answers_202_and_the_status_url_answers_200_later(p
     assert done["status"] == "done" and {k: done["result"][k] for k in expected} == expected
 
     async def unknown(client: TestClient[Any, Any]) -> None:
-        assert (await client.get("/v1/status/discharge/p_nobody:d0")).status == 404
-        assert (await client.get("/v1/status/invoice/p_test4:d4")).status == 404
+        assert (await client.get("/v1/status/discharge/d0", headers=AUTH)).status == 404
+        assert (await client.get("/v1/status/invoice/d4", headers=AUTH)).status == 404
         health = await client.get("/healthz")
         assert health.status == 200 and (await health.json())["status"] == "ok"
 
@@ -303,7 +327,7 @@ def test_a_no_policy_discharge_answers_with_the_reason_from_the_dead_letter(pipe
         assert status == 422, body
         assert (body["status"], body["error"]) == ("rejected", "no_policy")
         assert "d5" in body["detail"] and body["dead_letter_id"].startswith("dl_")
-        resp = await client.get(body["status_url"])
+        resp = await client.get(body["status_url"], headers=AUTH)
         assert resp.status == 422 and (await resp.json())["error"] == "no_policy"
 
         # A reversal of an id the ledger never settled: reported, nothing changes.
@@ -341,12 +365,12 @@ def test_the_api_thread_serves_real_http_as_hub_up_runs_it(pipeline: Pipeline) -
     pipeline.enrol("p_test6", categories=("monitored",))
     body_in = discharge("p_test6", "d6", discharged_at="2024-06-01T12:00:00+08:00", occurred_at=at())
     expected = expected_settlement(body_in, {"monitored"}, {2024}, "532503")
-    with ApiThread(pipeline.bootstrap, port=0, wait_seconds=30.0) as api:
+    with ApiThread(pipeline.bootstrap, port=0, wait_seconds=30.0, tokens=TOKENS, pseudonym_key=KEY) as api:
         assert api.url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(api.url + "/healthz", timeout=10) as resp:
             assert resp.status == 200
         req = urllib.request.Request(api.url + "/v1/discharges", data=json.dumps(body_in).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+                                     headers={"Content-Type": "application/json", **AUTH}, method="POST")
         with urllib.request.urlopen(req, timeout=60) as resp:
             body = json.loads(resp.read())
     assert body["status"] == "done" and {k: body["result"][k] for k in expected} == expected
@@ -360,7 +384,8 @@ def test_a_dead_letter_read_before_the_producer_acknowledgement_still_answers_it
 
     async def scenario() -> tuple[int, dict[str, Any]]:
         bridge = CounterBridge("127.0.0.1:9", wait_seconds=1.0)
-        req = parse_request("discharge", json.dumps(discharge("p_race", "d7")).encode(), datetime.now(SHANGHAI))
+        req = parse_request("discharge", json.dumps(discharge("p_race", "d7")).encode(), datetime.now(SHANGHAI),
+                            hospital=HOSPITAL, pseudonym_key=KEY)
         pending = bridge._register(req)
         _key, value = dead_letter(req.value, "person-processor", "no_policy", "no policy covers discharge 'd7'",
                                   topic="health.discharges.v1", partition=2, offset=41, key=req.key)
@@ -368,8 +393,9 @@ def test_a_dead_letter_read_before_the_producer_acknowledgement_still_answers_it
         assert not pending.future.done()
         bridge._located(pending, ("health.discharges.v1", 2, 41))
         answer = await asyncio.wait_for(pending.future, 1)
-        assert bridge.status("discharge", "p_race:d7") == answer  # remembered for the status URL
+        assert bridge.status("discharge", "d7", HOSPITAL) == answer  # remembered for the status URL
+        assert bridge.status("discharge", "d7", "H-OTHER").status == 404  # and only for the hospital that posted
         return answer.status, answer.body
 
     status, body = asyncio.run(scenario())
-    assert status == 422 and (body["error"], body["id"]) == ("no_policy", "p_race:d7")
+    assert status == 422 and (body["error"], body["id"]) == ("no_policy", "d7")

@@ -65,15 +65,14 @@ def test_not_settings_lists_only_names_still_read_where_it_says() -> None:
 
 
 def test_old_variables_map_to_fields(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {"HUB_APP_ID": "hub-b", "HUB_BATCH_MAX": "6000", "HUB_BATCH_WITHIN": "60",
-                        "HUB_REGION": "520000",
+    for name, value in {"HUB_APP_ID": "hub-b", "HUB_BATCH_MAX": "6000", "HUB_REGION": "520000",
                         "HUB_WALL_CLOCK": "0", "HUB_SKIP_PROBE": "1", "HUB_TICK_SECONDS": "2",
-                        "HUB_EMPTY_FETCH_PAUSE_MS": "0", "HUB_SCHEMAS_DIR": "/tmp/s"}.items():
+                        "HUB_SCHEMAS_DIR": "/tmp/s"}.items():
         monkeypatch.setenv(name, value)
     s = Settings()
-    assert (s.app_id, s.batch_max, s.batch_within, s.region) == ("hub-b", 6000, 60.0, "520000")
+    assert (s.app_id, s.batch_max, s.region) == ("hub-b", 6000, "520000")
     assert s.wall_clock is False and s.skip_probe is True and s.tick_seconds == 2.0
-    assert s.empty_fetch_pause_ms == 0.0 and s.schemas_dir == Path("/tmp/s")
+    assert s.schemas_dir == Path("/tmp/s")
 
 
 def test_replication_defaults_follow_the_cluster_and_settings_win() -> None:

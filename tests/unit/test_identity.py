@@ -162,6 +162,8 @@ def test_warn_if_dev_key(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="test.identity"):
         assert warn_if_dev_key(Settings(), log) is True
     assert "DEVELOPMENT key" in caplog.text
+    assert "HUB_EDGE_KEY is the built-in DEVELOPMENT key" in caplog.text  # it opens every dead-letter original
     caplog.clear()
-    assert warn_if_dev_key(Settings(pseudonym_key="a-real-secret"), log) is False
+    real_edge = "cmVhbC1lZGdlLWtleS0zMi1ieXRlcy1sb25nLi4uLi4="
+    assert warn_if_dev_key(Settings(pseudonym_key="a-real-secret", edge_key=real_edge), log) is False
     assert not caplog.text

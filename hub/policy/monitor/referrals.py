@@ -98,3 +98,21 @@ def referral_subject(rid: str) -> tuple[str, str] | None:
     """The (namespace, subject) that most likely owns referral ``rid``: where a stream routes its update."""
     subjects = referral_subjects(rid)
     return subjects[0] if subjects else None
+
+
+def sender_refusal(referral_id: str, addressed_to: str, sender: str | None) -> tuple[str, str] | None:
+    """Whether ``sender`` may answer a referral addressed to ``addressed_to``: None, or (reason, detail).
+
+    §6.1 routes each referral to one department; only that department may move it (acknowledge, accept,
+    reject, complete). Without this check the charity's credential moved a civil-affairs referral to
+    ``rejected``. ``sender`` is the department of the authenticated credential that sent the update
+    (``ReferralUpdated.department``, which the edge fills from the token); ``None`` means the input
+    names no sender (``hub monitor`` lines, §7): no check, exactly as before. The reason
+    ``wrong_department`` is a refusal like ``invalid_transition``: nothing changes, nothing is emitted.
+    The detail names the departments, not the subject.
+    """
+    if sender is None or sender == addressed_to:
+        return None
+    return ("wrong_department",
+            f"referral {referral_id!r} is addressed to {addressed_to}; an update from {sender} is refused "
+            "(only the department a referral is routed to may answer it)")
