@@ -42,8 +42,10 @@ How it works
     (≈1 ms) *before* producing, so its answer, written after the input, cannot be skipped.
 
     Request body = the event's JSON form with ``id_number`` in place of ``person_token``, without
-    ``event_id`` (filled deterministically: ``api:admission:{hospital_code}:{admission_id}``,
-    ``api:discharge:…``, ``api:reversal:{hospital}:{reverses}``, so a retried POST is the same event),
+    ``event_id`` (filled as ``api:admission:{hospital_code}:{admission_id}:{request}``, ``api:discharge:…``,
+    ``api:reversal:…``, one per request: the processor drops an event id it has already applied
+    (policy-spec §8.2), while a retried POST is a new request that §3 and §4 answer idempotently, with the
+    original settlement or no second decision),
     optionally without ``hospital_code`` (the token's) and ``occurred_at`` (then: now, Asia/Shanghai).
     Bodies are parsed with bounds (64 KiB, nesting depth 32: ``hub.safejson``); a malformed body is a 4xx,
     never a 500.
@@ -84,6 +86,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -178,13 +181,18 @@ def answer_key(schema: str, record: dict[str, Any]) -> str | None:
 
 
 def _input_event_id(route: str, body: dict[str, Any]) -> str:
-    """Deterministic from the body, so a retried POST is the same event (and the same output)."""
+    """One event per request: a cashier's retry must reach the rules, which answer it idempotently (§3/§4).
+
+    (A deterministic id would make a retry a re-sent event, which the processor drops without a word
+    (policy-spec §8.2): the retry would wait for an answer that never comes.)
+    """
     hospital = body.get("hospital_code")
+    request = uuid.uuid4().hex
     if route == "admission":
-        return f"api:admission:{hospital}:{body.get('admission_id')}"
+        return f"api:admission:{hospital}:{body.get('admission_id')}:{request}"
     if body.get("reverses") is not None:
-        return f"api:reversal:{hospital}:{body.get('reverses')}"
-    return f"api:discharge:{hospital}:{body.get('discharge_id')}"
+        return f"api:reversal:{hospital}:{body.get('reverses')}:{request}"
+    return f"api:discharge:{hospital}:{body.get('discharge_id')}:{request}"
 
 
 class Forbidden(Exception):
@@ -508,17 +516,21 @@ class CounterBridge:
             for tp, records in batches.items():
                 for m in records:
                     if m.key is not None and m.key in self._persons:
-                        self._on_record(tp.topic, m.value)
+                        self._on_record(tp.topic, m.value, m.headers)
             self._expire()
             self._maybe_pause()
 
-    def _on_record(self, topic: str, data: bytes) -> None:
+    def _on_record(self, topic: str, data: bytes, headers: Any = ()) -> None:
         try:
             schema, record = codec.decode(data)
         except Exception as exc:  # not ours to repair; the processor's own dead letters cover inputs
             log.warning("counter API: undecodable record on %s: %s", topic, exc)
             return
         if topic == DEAD_LETTERS:
+            if record.get("offset") is None:  # the processor puts the input's offset in a header (§8.5)
+                for name, value in headers or ():
+                    if name == "hub-source-offset":
+                        record = {**record, "offset": int(value)}
             self._on_dead_letter(record)
             return
         oid = answer_key(schema, record)

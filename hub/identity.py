@@ -84,6 +84,9 @@ _ID_LIKE = re.compile(
 dot, slash or underscore each, ASCII or full-width: what a person would recognise as an ID number."""
 
 
+_TOKEN_IN_TEXT = re.compile(r"p_[0-9a-f]{32}(?![0-9a-f])")
+
+
 def redact(text: str) -> str:
     """``text`` with every ID-number-like run replaced by its :func:`mask` — the one masking step.
 
@@ -93,7 +96,16 @@ def redact(text: str) -> str:
     """
     if not isinstance(text, str):
         text = str(text)
-    return _ID_LIKE.sub(lambda m: mask(re.sub(r"[^0-9Xx\uff10-\uff19\uff38\uff58]", "", m.group(0))), text)
+    # A person token (p_ + 32 hex) is not an ID number, though its hex may hold a long run of digits
+    # (≈0.4 % of tokens hold 15): a digit run inside one is left alone.
+    tokens = [m.span() for m in _TOKEN_IN_TEXT.finditer(text)]
+
+    def masked(m: re.Match[str]) -> str:
+        if any(a <= m.start() and m.end() <= b for a, b in tokens):
+            return m.group(0)
+        return mask(re.sub(r"[^0-9Xx\uff10-\uff19\uff38\uff58]", "", m.group(0)))
+
+    return _ID_LIKE.sub(masked, text)
 
 
 def find_id_numbers(text: str, *, today: date | None = None) -> list[str]:

@@ -185,9 +185,9 @@ def _simulation_window(county: str = "532503") -> tuple[date, date | None]:
     """First and last day the bundled policy of the simulator's county covers (start a month in)."""
     from datetime import timedelta
 
-    from hub.processors import load_runtime_policies
+    from hub.processors import load_policies
 
-    policies, _ = load_runtime_policies()
+    policies = load_policies()
     mine = [p for p in policies if county.startswith(p.region_prefix)]
     best = max(mine, key=lambda p: len(p.region_prefix))
     return best.effective_from + timedelta(days=30), best.effective_to

@@ -7,12 +7,14 @@ the counter API and the stream all speak the same field names.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from datetime import date, datetime
 from typing import Any
 
 from hub.policy.monitor.inputs import (
     MonitorInput,
+    ReferralUpdateInput,
     parse_input,
 )
 from hub.policy.monitor.outputs import (
@@ -24,7 +26,7 @@ from hub.policy.monitor.outputs import (
     ReferralEvent,
 )
 from hub.policy.monitor.referrals import flag_subject
-from hub.policy.settlement import Discharge, Reversal, SettlementResult, parse_discharge_line
+from hub.policy.settlement import Discharge, Reversal, SettlementResult, parse_discharge_line, settlement_event_id
 from hub.timeutil import SHANGHAI, format_time
 
 STATUS_TOPICS = {
@@ -76,9 +78,18 @@ def monitor_line(topic: str, v: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def monitor_input(topic: str, v: dict[str, Any]) -> MonitorInput | None:
-    """The validated §5.1 fact of an input event (raises ``ValidationError`` like ``hub monitor``)."""
+    """The validated §5.1 fact of an input event (raises ``ValidationError`` like ``hub monitor``).
+
+    A referral update carries its sender (``department``, from the edge's credential), which §7 lines do
+    not: only the department a referral is addressed to may move it.
+    """
     line = monitor_line(topic, v)
-    return None if line is None else parse_input(line)
+    if line is None:
+        return None
+    inp = parse_input(line)
+    if isinstance(inp, ReferralUpdateInput) and v.get("department"):
+        inp = dataclasses.replace(inp, department=v["department"])
+    return inp
 
 
 def discharge_item(v: dict[str, Any]) -> Discharge | Reversal:
@@ -92,13 +103,14 @@ def discharge_item(v: dict[str, Any]) -> Discharge | Reversal:
     })
 
 
-def settlement_record(person: str, result: SettlementResult, hospital: str, at: datetime,
+def settlement_record(person: str, result: SettlementResult, hospital: str | None, at: datetime,
                       day: date) -> dict[str, Any]:
-    """The ``hub.outputs.Settlement`` record of a ledger result (event id = the settlement's identity)."""
-    event_id = f"settlement:{person}:{result.discharge_id}" + (":reversal" if result.reverses else "")
+    """The ``hub.outputs.Settlement`` record of a ledger result (event id = the settlement's identity:
+    the person, the hospital whose numbering the discharge id belongs to, the id, reversal or not)."""
+    event_id = settlement_event_id(person, result.discharge_id, hospital=hospital, reversal=bool(result.reverses))
     return {
         "event_id": event_id, "occurred_at": at, "person_token": person,
-        "discharge_id": result.discharge_id, "hospital_code": hospital, "discharge_date": day,
+        "discharge_id": result.discharge_id, "hospital_code": hospital or "", "discharge_date": day,
         "year": result.year, "basic_fen": result.basic_fen, "critical_fen": result.critical_fen,
         "assistance_fen": result.assistance_fen, "top_up_fen": result.top_up_fen,
         "patient_fen": result.patient_fen, "total_fen": result.total_fen,

@@ -267,6 +267,7 @@ class PersonLogic:
 
     def _settle(self, task: TaskState, r: Fetched, v: dict[str, Any], now: float, result: BatchResult) -> None:
         person = v["person_token"]
+        hospital = v.get("hospital_code") or None
         item = discharge_item(v)
         entry = task.ledger(person)
         engine = task.engine
@@ -280,7 +281,9 @@ class PersonLogic:
         # §2/§8.4: the policy of the insured region (参保地) of the discharge's year. Unknown region → no
         # policy: guessing a pooling region would pay out under another region's rules.
         policy = None if isinstance(item, Reversal) or region is None else self._policy(region, item.day)
-        outcome = entry.ledger.apply(policy, facts, item)
+        # A discharge id is the hospital's own numbering (住院号): scoped to it, so another hospital can neither
+        # take the id nor reverse the settlement (issue 16); the sender is the edge's authenticated hospital.
+        outcome = entry.ledger.apply(policy, facts, item, hospital=hospital)
         if outcome.error is not None:
             detail = outcome.detail
             if outcome.error == "no_policy" and region is None:
@@ -294,13 +297,14 @@ class PersonLogic:
             self._dead(task, r, "conflicting_redelivery", outcome.detail, result)
         # A redelivery returns the original settlement: the same record as first emitted, so the
         # event id always names one value (the hospital, time and date of the first delivery).
-        mkey = res.discharge_id + (":reversal" if res.reverses else "")
+        scoped = f"{hospital or ''}/{res.discharge_id}"
+        mkey = scoped + (":reversal" if res.reverses else "")
         if outcome.changed or mkey not in entry.meta:
             at = v["occurred_at"].astimezone(SHANGHAI)
             day = item.day if not isinstance(item, Reversal) else at.date()
-            entry.meta[mkey] = [v.get("hospital_code", ""), at.isoformat(), day.isoformat()]
+            entry.meta[mkey] = [hospital or "", at.isoformat(), day.isoformat()]
             task.ledger_changed(person)
-        hospital, at_text, day_text = entry.meta[mkey]
+        _, at_text, day_text = entry.meta[mkey]
         at, day = datetime.fromisoformat(at_text), date.fromisoformat(day_text)
         rec = settlement_record(person, res, hospital, at, day)
         self._out(task, r, result, "hub.settlements.v1", person, "hub.outputs.Settlement", rec)
@@ -312,8 +316,8 @@ class PersonLogic:
                 "top_up": res.top_up_fen, "patient": res.patient_fen}, latency)
         if outcome.changed:
             task.ledger_changed(person)
-            outs = engine.apply(SettlementInput(at, person, res.discharge_id, res.year, res.patient_fen,
-                                                res.reverses))
+            outs = engine.apply(SettlementInput(at, person, scoped, res.year, res.patient_fen,
+                                                scoped if res.reverses else None))
             self._emit(task, outs, r, result, {})
 
     # -- outputs -------------------------------------------------------------------------------------

@@ -73,9 +73,10 @@ def reference_merge(lists: list[list[Fetched]], skip: Callable[[Fetched], bool])
 class Replay:
     """Places produced records on topic-partitions and runs every task; collects the outputs in order."""
 
-    def __init__(self, logic: PersonLogic, partitions: int = PARTITIONS) -> None:
+    def __init__(self, logic: PersonLogic, partitions: int = PARTITIONS, batch: int = BATCH) -> None:
         self.logic = logic
         self.partitions = partitions
+        self.batch = batch
         self._offsets: dict[tuple[str, int], int] = defaultdict(int)
         self._inputs: dict[int, dict[str, list[Fetched]]] = defaultdict(lambda: defaultdict(list))
         self.outputs: list[dict[str, Any]] = []
@@ -105,7 +106,7 @@ class Replay:
             lists = [recs for _, recs in sorted(self._inputs[partition].items())]
             merged = reference_merge(lists, lambda r, t=task: self.logic.drop_duplicate(t, r))
             while True:  # batches only bound the state kept between flushes; outputs do not depend on them
-                result = self.logic.process(task, itertools.islice(merged, BATCH), time.time())
+                result = self.logic.process(task, itertools.islice(merged, self.batch), time.time())
                 self._collect(result)
                 if result.applied == 0:
                     break

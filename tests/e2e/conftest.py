@@ -1,20 +1,11 @@
 """End-to-end fixtures: every scenario file goes through ``hub replay`` once, its outputs grouped by topic.
 
-How a scenario runs: ``python -m hub.cli replay tests/scenarios/replay_NAME.jsonl --dump OUT`` — the
-real command, with its private embedded broker, the Avro topics of the catalogue and one faust worker
-running the person processor. A replay spends most of its ≈10 s waiting for faust to start, so every
-replay the selected tests need is started as soon as collection is over, all at once, and a
-module-scoped fixture waits for its own. The whole folder then costs about one replay plus the
-recovery tests, and each module checks many things against one replay.
-
-**One batch per replay.** The person processor applies the records of one batch in event-time (line)
-order, but a record that only arrives in a later batch is applied after everything before it, at a
-clock that may already be months ahead. faust positions the ten input topics one topic-partition
-at a time, so where its first batch ends depends on the load of the machine, and so do the outputs
-(a hub bug, pinned by ``test_risk_replay.py::test_outputs_do_not_depend_on_batch_boundaries``).
-Until that is fixed the scenario replays set ``HUB_BATCH_MAX`` to the number of records the file
-produces and ``HUB_BATCH_WITHIN`` to 60 s: the worker waits for the whole file and applies it in one
-ordered pass, which is what ``hub replay`` promises, so the rule tests do not flake with the load.
+How a scenario runs: ``python -m hub.cli replay tests/scenarios/replay_NAME.jsonl --dump OUT`` — the real
+command. It puts each line on its topic as a producer would, merges each task's topic-partitions by event
+time and applies the person processor's rules (policy-spec §8), with no broker: a replay takes about a
+second, so the replays the selected tests need start as soon as collection is over, all at once, and a
+module-scoped fixture waits for its own. That the live worker gives the same outputs as ``hub replay``
+whatever the delivery is ``test_stream_equals_replay.py``'s business.
 """
 
 from __future__ import annotations
@@ -41,10 +32,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "tests" / "scenarios"
 REPLAY_TIMEOUT = 240.0
 """Seconds a replay may take, start-up included; generous because other test runs share the machine."""
-IDLE = 1.5
-"""``hub replay --idle``: the worker has committed every input and nothing new came for this long."""
-WALL_CLOCK_FIELDS = {DEAD_LETTERS: ("failed_at", "occurred_at")}
-"""Fields stamped with the wall clock (a dead letter's time of failure); everything else is event time."""
+WALL_CLOCK_FIELDS = {DEAD_LETTERS: ("failed_at", "occurred_at", "original")}
+"""What differs between two replays: an edge dead letter (a line rejected before it reached a topic) is
+stamped with the wall clock, and its original is encrypted with a random nonce. Processor dead letters
+are event-time only; everything else is."""
 
 
 # -- scenario files ------------------------------------------------------------------------------
@@ -87,25 +78,15 @@ def read_scenario(name: str) -> list[ScenarioLine]:
 
 @dataclass(frozen=True)
 class ReplaySpec:
-    """One ``hub replay`` run of a scenario file.
-
-    ``batch_max=None`` pins the whole file into one batch (see the module docstring); a number is
-    passed as ``HUB_BATCH_MAX`` as is. ``label`` tells apart two otherwise identical runs.
-    """
+    """One ``hub replay`` run of a scenario file; ``label`` tells apart two otherwise identical runs."""
 
     scenario: str
-    label: str = "one batch"
-    batch_max: int | None = None
+    label: str = "first"
 
     def environment(self) -> dict[str, str]:
-        """The replay's environment: the bundled policies, Mengzi's monitoring rules, the batch size."""
-        env = {k: v for k, v in os.environ.items() if k not in ("HUB_POLICY_DIR", "HUB_BATCH_MAX", "HUB_BATCH_WITHIN")}
+        """The replay's environment: the bundled policies and Mengzi's monitoring rules."""
+        env = {k: v for k, v in os.environ.items() if k != "HUB_POLICY_DIR"}
         env["HUB_REGION"] = "532503"
-        if self.batch_max is None:
-            records = sum(1 for line in read_scenario(self.scenario) if line.accepted)
-            env.update(HUB_BATCH_MAX=str(max(records, 1)), HUB_BATCH_WITHIN="60")
-        else:
-            env["HUB_BATCH_MAX"] = str(self.batch_max)
         return env
 
 
@@ -161,7 +142,7 @@ class ReplayRun:
         self.dump = workdir / f"{slug}.out.jsonl"
         self.log_path = workdir / f"{slug}.log"
         cmd = [sys.executable, "-m", "hub.cli", "replay", str(SCENARIOS / f"{spec.scenario}.jsonl"),
-               "--dump", str(self.dump), "--idle", str(IDLE)]
+               "--dump", str(self.dump)]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=spec.environment(), stdout=log, stderr=subprocess.STDOUT)
         self.started = time.monotonic()
@@ -228,7 +209,6 @@ REPLAYS: dict[str, ReplaySpec] = {
     "settlement_replay": ReplaySpec("replay_settlement"),
     "risk_replay": ReplaySpec("replay_risk"),
     "risk_replay_again": ReplaySpec("replay_risk", label="again"),
-    "risk_replay_in_batches_of_one": ReplaySpec("replay_risk", label="batches of one", batch_max=1),
     "not_json_replay": ReplaySpec("replay_not_json"),
 }
 """Fixture name → the replay it returns; the replays of the selected tests start right after collection."""
@@ -272,12 +252,6 @@ def risk_replay(replay_pool: ReplayPool) -> Replay:
 def risk_replay_again(replay_pool: ReplayPool) -> Replay:
     """A second, independent replay of the risk scenario (determinism)."""
     return replay_pool.result(REPLAYS["risk_replay_again"])
-
-
-@pytest.fixture(scope="module")
-def risk_replay_in_batches_of_one(replay_pool: ReplayPool) -> Replay:
-    """The risk scenario with ``HUB_BATCH_MAX=1``: the worker sees the file one record at a time."""
-    return replay_pool.result(REPLAYS["risk_replay_in_batches_of_one"], check=False)
 
 
 @pytest.fixture(scope="module")

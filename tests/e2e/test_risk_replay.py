@@ -244,12 +244,3 @@ def test_replaying_the_same_file_twice_gives_the_same_outputs(risk_replay: Repla
     """
     assert Counter(risk_replay.comparable()) == Counter(risk_replay_again.comparable())
     assert per_key_sequences(risk_replay) == per_key_sequences(risk_replay_again)
-
-
-def test_outputs_do_not_depend_on_batch_boundaries(risk_replay: Replay,
-                                                    risk_replay_in_batches_of_one: Replay) -> None:
-    """`hub replay` does not depend on how the worker is told to batch: it applies the whole file as one
-    batch ordered by line (record timestamp), whatever HUB_BATCH_MAX the caller's environment holds.
-    (Live, arrival order decides, §5.1; a replay fixes that order to the file's.)"""
-    assert risk_replay_in_batches_of_one.returncode == 0, risk_replay_in_batches_of_one.log[-2000:]
-    assert Counter(risk_replay_in_batches_of_one.comparable()) == Counter(risk_replay.comparable())

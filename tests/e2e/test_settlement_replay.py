@@ -35,7 +35,7 @@ from hub.config import get_settings
 from hub.deadletter import decrypt_original, edge_key_bytes, key_id
 from hub.policy.loader import load_policies, select_policy
 from hub.policy.model import Policy
-from hub.policy.settlement import Discharge, Outcome, PersonFacts, Reversal, SettlementLedger
+from hub.policy.settlement import Discharge, Outcome, PersonFacts, Reversal, SettlementLedger, settlement_event_id
 from hub.runtime import encode_input
 from hub.timeutil import parse_event_time
 from hub.topics import DEAD_LETTERS
@@ -71,9 +71,16 @@ PERSONS: dict[str, PersonFacts] = {
 
 
 def discharge_lines(person: str) -> list[ScenarioLine]:
-    """The person's discharge events that hub replay accepts, in file order."""
-    return [line for line in read_scenario(SCENARIO)
-            if line.topic == "health.discharges.v1" and line.accepted and line.value["person_token"] == person]
+    """The person's discharge events that hub replay accepts, in file order, each event once (§8.2: an event
+    sent again under the same id changes nothing)."""
+    seen: set[str] = set()
+    out = []
+    for line in read_scenario(SCENARIO):
+        if (line.topic == "health.discharges.v1" and line.accepted and line.value["person_token"] == person
+                and line.value["event_id"] not in seen):
+            seen.add(line.value["event_id"])
+            out.append(line)
+    return out
 
 
 def ledger_item(value: dict[str, Any]) -> Discharge | Reversal:
@@ -159,7 +166,8 @@ def test_poverty_alleviated_in_kunming_by_hand(settlement_replay: Replay) -> Non
         "critical_fen": 133_000, "assistance_fen": 303_500, "top_up_fen": 503_500, "patient_fen": 500_000,
         "total_fen": 5_000_000, "actual_ratio_bp": 9_000, "policy_region": "530000"}
     assert record["policy_name"] == "Yunnan Province"
-    assert record["event_id"] == f"settlement:{tok('kunming-alleviated')}:KM-D-0001"
+    assert record["event_id"] == settlement_event_id(tok("kunming-alleviated"), "KM-D-0001",
+                                                     hospital=record["hospital_code"])
     assert record["discharge_date"] == "2024-03-05"
     assert record["hospital_code"] == "H-KM-DISTRICT"
 
@@ -241,7 +249,8 @@ def test_a_reversal_negates_the_settlement_and_its_year_to_date(settlement_repla
     """§3 冲正: every *_fen negated, ratio kept, ``reverses`` set; later settlements see the reduced state."""
     original = settled(settlement_replay, tok("kunming-reversal"), "KM-D-0201")
     reversal = settlement_replay.one(SETTLEMENTS, person_token=tok("kunming-reversal"), reverses="KM-D-0201")
-    assert reversal["event_id"] == f"settlement:{tok('kunming-reversal')}:KM-D-0201:reversal"
+    assert reversal["event_id"] == settlement_event_id(tok("kunming-reversal"), "KM-D-0201",
+                                                       hospital=reversal["hospital_code"], reversal=True)
     assert reversal["discharge_id"] == "KM-D-0201"
     for k in ("basic_fen", "critical_fen", "assistance_fen", "top_up_fen", "patient_fen", "total_fen"):
         assert reversal[k] == -original[k], k
@@ -266,7 +275,8 @@ def test_a_redelivered_discharge_settles_once(settlement_replay: Replay) -> None
     first, again = [v for v in settlement_replay.values(SETTLEMENTS, person_token=tok("mengzi-redelivery"))
                     if v["discharge_id"] == "MZ-D-0301"][:2]
     assert first == again
-    assert first["event_id"] == f"settlement:{tok('mengzi-redelivery')}:MZ-D-0301"
+    assert first["event_id"] == settlement_event_id(tok("mengzi-redelivery"), "MZ-D-0301",
+                                                    hospital=first["hospital_code"])
     later = settled(settlement_replay, tok("mengzi-redelivery"), "MZ-D-0302")
     assert amounts(later) == expected_record(reference(tok("mengzi-redelivery"))[-1])
     # Had the second delivery been settled too, the later discharge would have met a doubled critical base:
@@ -279,6 +289,16 @@ def test_a_redelivered_discharge_settles_once(settlement_replay: Replay) -> None
     as_if_doubled = doubled.settle(policy, facts, ledger_item(line_with("ds-mengzi-redelivery-2").value))
     assert as_if_doubled.result is not None
     assert later["critical_fen"] != as_if_doubled.result.critical_fen
+
+
+def test_a_re_sent_event_changes_nothing(settlement_replay: Replay) -> None:
+    """§8.2: the hospital's connector sends ``ds-mengzi-redelivery-1`` again after a crash (same event id):
+    no output at all — unlike a resubmission under a new event id, which §3 answers with the original."""
+    records = [v for v in settlement_replay.values(SETTLEMENTS, person_token=tok("mengzi-redelivery"))
+               if v["discharge_id"] == "MZ-D-0301"]
+    lines = [ln for ln in read_scenario("replay_settlement") if '"ds-mengzi-redelivery-1"' in ln.raw]
+    assert len(lines) == 2, "the scenario sends the event twice"
+    assert len(records) == 3  # the first delivery, the resubmission and the changed payload: not the re-send
 
 
 def test_a_redelivery_with_another_payload_keeps_the_original_and_is_reported(settlement_replay: Replay) -> None:
@@ -317,7 +337,9 @@ def test_no_policy_goes_to_the_dead_letters_and_leaves_the_id_free(settlement_re
         line = line_with(event_id)
         dead = next(d for d in no_policy if discharge_id in d["detail"])
         assert (dead["source"], dead["topic"]) == ("person-processor", "health.discharges.v1")
-        assert dead["partition"] is not None and dead["offset"] is not None
+        # the offset travels in the record's headers: a re-sent copy sits at another offset, and a dead letter
+        # must carry one value whatever the delivery (policy-spec §8.5)
+        assert dead["partition"] is not None and dead["offset"] is None
         assert original_bytes(dead) == encode_input(line.topic, line.value)[1]
     # The rejected discharge did not use up its id: once the insured region is corrected it settles (Mengzi).
     again = settled(settlement_replay, tok("beijing-no-policy"), "BJ-D-0001")

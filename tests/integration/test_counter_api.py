@@ -32,7 +32,7 @@ from hub.broker import EmbeddedBroker, ensure_topics
 from hub.deadletter import dead_letter
 from hub.identity import person_token
 from hub.policy.loader import load_policies, select_policy
-from hub.policy.settlement import Discharge, PersonFacts, Ytd, settle_discharge
+from hub.policy.settlement import Discharge, PersonFacts, Ytd, settle_discharge, settlement_event_id
 from hub.runtime import encode_input, output_counts, spawn_worker, stop_process
 from hub.timeutil import SHANGHAI
 
@@ -222,7 +222,7 @@ def test_a_discharge_answers_with_the_settlement_hub_policy_computes(pipeline: P
         assert status == 200, body
         settlement = body["result"]
         assert {k: settlement[k] for k in expected} == expected
-        assert settlement["event_id"] == f"settlement:{tok('p_test2')}:d1"
+        assert settlement["event_id"] == settlement_event_id(tok("p_test2"), "d1", hospital=settlement["hospital_code"])
         assert (settlement["year"], settlement["policy_region"], settlement["reverses"]) == (2024, "532503", None)
         assert body["status_url"] == "/v1/status/discharge/d1"
 

@@ -383,6 +383,10 @@ class MonitorEngine:
             detail = f"no referral {inp.referral_id!r} (ids are FLAG_ID/DEPARTMENT/TYPE as emitted)"
             out.append(InputRefused(t, "unknown_referral", detail, inp.referral_id, inp.status))
             return
+        refused = referrals.sender_refusal(inp.referral_id, ref.department, inp.department)
+        if refused is not None:  # only the department a referral is routed to may move it
+            out.append(InputRefused(t, refused[0], refused[1], inp.referral_id, inp.status))
+            return
         verdict = referrals.transition(ref.state, inp.status)
         if verdict == "repeat":
             return

@@ -127,6 +127,9 @@ class ReferralUpdateInput:
     status: str
     reason: str | None = None
     amount_fen: int | None = None
+    department: str | None = None
+    """The department that sent it (the stream's ``ReferralUpdated.department``, set by the edge from the
+    sender's credential); None in ``hub monitor`` lines (§7), which name no sender."""
 
 
 @dataclass(frozen=True)
