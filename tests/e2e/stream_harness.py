@@ -50,6 +50,8 @@ class Schedule:
     """Start a second worker once this share of the expected outputs is out."""
     stop_first_at: float | None = None
     """Stop (SIGTERM) the first worker once this share of the outputs is out (a second one keeps going)."""
+    restart_at: float | None = None
+    """Stop (SIGTERM) the worker once this share of the outputs is out, and start a new one at once."""
 
 
 @dataclass
@@ -175,8 +177,8 @@ def _run_workers(bootstrap: str, tmp: Path, schedule: Schedule, expected: int,
     first = start()
     workers = [first]
     pending = sorted((at, what) for at, what in (
-        (schedule.kill_at, "kill"), (schedule.second_worker_at, "second"), (schedule.stop_first_at, "stop_first"))
-        if at is not None)
+        (schedule.kill_at, "kill"), (schedule.second_worker_at, "second"), (schedule.stop_first_at, "stop_first"),
+        (schedule.restart_at, "restart")) if at is not None)
     try:
         while pending and time.monotonic() < deadline:
             at, what = pending[0]
@@ -186,9 +188,12 @@ def _run_workers(bootstrap: str, tmp: Path, schedule: Schedule, expected: int,
                 time.sleep(0.02)
                 continue
             pending.pop(0)
-            if what == "kill" and first.poll() is None:
-                first.kill()  # SIGKILL, mid-stream: whatever was not committed is applied again
-                first.wait()
+            if what in ("kill", "restart") and first.poll() is None:
+                if what == "kill":
+                    first.kill()  # SIGKILL, mid-stream: whatever was not committed is applied again
+                    first.wait()
+                else:
+                    stop_process(first)  # SIGTERM: the batch in hand is finished or abandoned, then a new one
                 workers.remove(first)
                 first = start()
                 workers.append(first)
