@@ -44,8 +44,8 @@ from hub.processors.convert import discharge_item, monitor_input, output_record,
 from hub.processors.dedupe import digest
 from hub.processors.merge import UNKNOWN_TIME, Fetched
 from hub.processors.partitioning import partition_for
-from hub.processors.referral import open_referral_counts
-from hub.processors.task import TaskState, to_us
+from hub.processors.store import Backend
+from hub.processors.task import Restorer, TaskState, to_us
 from hub.timeutil import SHANGHAI
 from hub.topics import BY_NAME, DEAD_LETTERS, MERGE_RANK, PARTITIONS
 
@@ -107,11 +107,16 @@ class PersonLogic:
         """The schema store the logic encodes with (the shell decodes with it too)."""
         return self._store
 
-    def new_task(self, partition: int) -> TaskState:
-        return TaskState(partition, self.timeline)
+    def new_task(self, partition: int, backend: Backend | None = None) -> TaskState:
+        return TaskState(partition, self.timeline, backend)
 
-    def restore_task(self, partition: int, records: Iterable[tuple[bytes, bytes]]) -> TaskState:
-        return TaskState.restore(partition, self.timeline, records)
+    def restore_task(self, partition: int, records: Iterable[tuple[bytes, bytes | None]],
+                     backend: Backend | None = None) -> TaskState:
+        return TaskState.restore(partition, self.timeline, records, backend)
+
+    def restorer(self, partition: int, backend: Backend | None = None) -> Restorer:
+        """Feed a task's state records in log order; ``finish()`` gives the task (see :class:`Restorer`)."""
+        return Restorer(partition, self.timeline, backend)
 
     # -- batches -----------------------------------------------------------------------------------
 
@@ -158,8 +163,7 @@ class PersonLogic:
             if engine.clock is None:
                 continue
             routes = self.timeline.lookup(engine.clock.astimezone(SHANGHAI).date())[0].routes
-            subjects = [*engine.persons.values(), *engine.facilities.values()]
-            total.update(open_referral_counts(subjects, routes, engine.clock))
+            total.update(task.open_referrals(routes))
         return total
 
     def take_fallbacks(self) -> dict[str, int]:

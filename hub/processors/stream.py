@@ -38,6 +38,7 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import mode
@@ -50,6 +51,7 @@ from hub.processors.membership import client_id, reap_dead_members
 from hub.processors.merge import PartitionGroup
 from hub.processors.partitioning import partition_for
 from hub.processors.person import BatchResult, PersonLogic, decode_input
+from hub.processors.store import open_backend
 from hub.processors.task import TaskState
 from hub.topics import INPUT_TOPICS, PARTITIONS, state_topic
 
@@ -83,6 +85,9 @@ class StreamOptions:
     max_failures: int = 3
     failure_window: float = 60.0
     partitions: int = PARTITIONS
+    store: str = "memory://"
+    """``HUB_STORE``: where a task keeps its subjects (:mod:`hub.processors.store`)."""
+    data_dir: Path = Path(".hub-data/worker")
 
 
 @dataclass
@@ -279,17 +284,27 @@ class PersonStream(mode.Service):
             )
             await producer.start()  # InitProducerId: fences a zombie owner and aborts its open transaction
             task.producer = producer
-            records = await self._read_state(p)
-            state = await asyncio.get_running_loop().run_in_executor(
-                None, self.logic.restore_task, p, records.items())
-            async with self._lock:
-                if self.tasks.get(p) is not task or task.status != "restoring":
-                    return  # revoked meanwhile
-                task.state = state
-                await self._seek_to_state(task)
-                task.status = "running"
-                assert self.consumer is not None
-                self.consumer.resume(*task.tps)
+            if task.state is not None:
+                task.state.close()
+                task.state = None
+            backend = open_backend(self.options.store, self.options.data_dir, self.options.app_id, p)
+            adopted = False
+            try:
+                restorer = self.logic.restorer(p, backend)
+                await self._read_state(p, restorer.add)
+                state = restorer.finish()
+                async with self._lock:
+                    if self.tasks.get(p) is not task or task.status != "restoring":
+                        return  # revoked meanwhile
+                    task.state = state
+                    adopted = True
+                    await self._seek_to_state(task)
+                    task.status = "running"
+                    assert self.consumer is not None
+                    self.consumer.resume(*task.tps)
+            finally:
+                if not adopted:
+                    backend.close()
             log.info("task %d restored in %.1f s: %s", p, time.monotonic() - started, state.summary())
         except asyncio.CancelledError:
             raise
@@ -299,14 +314,13 @@ class PersonStream(mode.Service):
             if self.metrics is not None:
                 self.metrics.set_state_restoring(p, False)
 
-    async def _read_state(self, p: int) -> dict[bytes, bytes]:
-        """The latest committed value of every key of partition ``p`` of the state topic."""
+    async def _read_state(self, p: int, add: Any) -> None:
+        """Feed every committed record of partition ``p`` of the state topic to ``add(key, value)``, in order."""
         tp = TopicPartition(self.state_topic, p)
         reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap.split(","), enable_auto_commit=False,
                                   isolation_level="read_committed", client_id=f"{client_id()}/restore-{p}",
                                   max_partition_fetch_bytes=16 * 1024 * 1024, **aiokafka_options())
         await reader.start()
-        data: dict[bytes, bytes] = {}
         try:
             reader.assign([tp])
             await reader.seek_to_beginning(tp)
@@ -315,16 +329,13 @@ class PersonStream(mode.Service):
             while await reader.position(tp) < end:
                 batch = await reader.getmany(tp, timeout_ms=1000, max_records=50_000)
                 for msg in batch.get(tp, ()):
-                    if msg.value is None:
-                        data.pop(msg.key, None)
-                    else:
-                        data[msg.key] = msg.value
+                    add(msg.key, msg.value)
                     n += 1
                 self._inc("state_restore_records", len(batch.get(tp, ())), partition=str(p))
-            log.info("task %d: read %d state record(s), %d key(s), from %s", p, n, len(data), self.state_topic)
+                await asyncio.sleep(0)  # heartbeats and other tasks go on during a long restore
+            log.info("task %d: read %d state record(s) from %s", p, n, self.state_topic)
         finally:
             await reader.stop()
-        return data
 
     async def _seek_to_state(self, task: _Task) -> None:
         """Position every input of the task at the first offset its state has not applied."""
@@ -344,6 +355,9 @@ class PersonStream(mode.Service):
         task.status = "closed"
         if task.restore is not None and not task.restore.done():
             task.restore.cancel()
+        if task.state is not None:
+            task.state.close()
+            task.state = None
         if task.producer is not None:
             producer, task.producer = task.producer, None
             await self._guard(producer.stop(), 3.0, f"stop the producer of task {task.partition}")
@@ -582,7 +596,9 @@ class PersonStream(mode.Service):
             await self._fatal(RuntimeError(f"task {task.partition}: {what} failed {len(task.failures)} times "
                                            f"within {self.options.failure_window:.0f} s; last: {exc!r}"))
             return
-        task.state = None
+        if task.state is not None:
+            task.state.close()
+            task.state = None
         self._start_restore(task)
 
     async def _fatal(self, exc: BaseException) -> None:

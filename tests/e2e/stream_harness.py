@@ -52,6 +52,8 @@ class Schedule:
     """Stop (SIGTERM) the first worker once this share of the outputs is out (a second one keeps going)."""
     restart_at: float | None = None
     """Stop (SIGTERM) the worker once this share of the outputs is out, and start a new one at once."""
+    store: str = "memory://"
+    """``HUB_STORE`` of the workers: where a task keeps its subjects (``rocksdb://`` on local disk)."""
 
 
 @dataclass
@@ -164,7 +166,7 @@ def _produce(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
 
 def _run_workers(bootstrap: str, tmp: Path, schedule: Schedule, expected: int,
                  timeout: float) -> tuple[dict[tuple[str, str], str], list[str]]:
-    env = {"HUB_WALL_CLOCK": "0", "HUB_BATCH_MAX": str(schedule.batch_max)}
+    env = {"HUB_WALL_CLOCK": "0", "HUB_BATCH_MAX": str(schedule.batch_max), "HUB_STORE": schedule.store}
     n = 0
 
     def start() -> subprocess.Popen[bytes]:

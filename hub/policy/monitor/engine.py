@@ -56,7 +56,7 @@ Interpretations (where the spec could be read two ways, this is what the engine 
 from __future__ import annotations
 
 import heapq
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -120,6 +120,7 @@ class MonitorEngine:
         state: dict[str, Any] | None = None,
         *,
         global_ids: bool = False,
+        due_index: Iterable[tuple[datetime, str, str]] | None = None,
     ) -> None:
         # §8.4: the sections §4–6 use come from the policy in force on the input's own date (a due time's
         # date while it fires). `hub monitor` passes one Policy: the same for every date.
@@ -140,7 +141,13 @@ class MonitorEngine:
             self.clock = datetime.fromisoformat(state["clock"])
         self._heap: list[tuple[datetime, str, str]] = []
         self._pending: set[tuple[datetime, str, str]] = set()
-        self.rebuild_due_index()
+        if due_index is None:
+            self.rebuild_due_index()
+        else:  # a stream restores the due times it saved, instead of reading every subject
+            for entry in due_index:
+                if self.clock is not None and entry[0] > self.clock and entry not in self._pending:
+                    self._pending.add(entry)
+                    heapq.heappush(self._heap, entry)
 
     # -- policy --------------------------------------------------------------------------------
 
@@ -262,15 +269,19 @@ class MonitorEngine:
         self._judge(state, candidates, out)
         self._save(ns, state)
 
-    def _register(self, ns: str, state: SubjectState) -> None:
-        """Index the subject's future due times (duplicates and stale entries are harmless)."""
-        if self.clock is None:
-            return
+    def due_times(self, state: SubjectState) -> list[datetime]:
+        """The subject's due times under the policy being judged: referral dues, signing grace, follow-up."""
         times = [r.due for r in state.referrals.values() if not r.final and not r.escalated]
         risk = self.policy.risk
         if isinstance(state, PersonState) and risk is not None:
             times += [d for d in (flags.chronic_due(state, risk), flags.followup_due(state, risk)) if d]
-        for t in times:
+        return times
+
+    def _register(self, ns: str, state: SubjectState) -> None:
+        """Index the subject's future due times (duplicates and stale entries are harmless)."""
+        if self.clock is None:
+            return
+        for t in self.due_times(state):
             entry = (t, ns, state.subject)
             if t > self.clock and entry not in self._pending:
                 self._pending.add(entry)
