@@ -199,6 +199,7 @@ def _run_workers(bootstrap: str, tmp: Path, schedule: Schedule, expected: int,
                 workers.remove(first)
                 first = start()
                 workers.append(first)
+                _processing_again(bootstrap, first, tmp, within=30.0)
             elif what == "second":
                 workers.append(start())
             elif what == "stop_first" and len(workers) > 1:
@@ -212,6 +213,19 @@ def _run_workers(bootstrap: str, tmp: Path, schedule: Schedule, expected: int,
         for w in workers:
             stop_process(w)
     return by_event_id(rows), [_logs(tmp)]
+
+
+def _processing_again(bootstrap: str, worker: subprocess.Popen[bytes], tmp: Path, within: float) -> None:
+    """Issue 14: a worker restarted at once after a SIGKILL (or a stop) is processing again within 30 s."""
+    started, outputs = time.monotonic(), output_count(bootstrap)
+    while time.monotonic() - started < within:
+        if output_count(bootstrap) > outputs or group_lag(bootstrap, APP_ID, INPUT_TOPICS) == 0:
+            return
+        if worker.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise AssertionError(f"the restarted worker did not process anything within {within:.0f} s:\n"
+                         + _logs(tmp)[-6000:])
 
 
 def _wait_idle(bootstrap: str, workers: list[subprocess.Popen[bytes]], deadline: float, idle: float = 2.5) -> bool:
