@@ -230,6 +230,7 @@ class PersonStream(mode.Service):
                     await self._guard(self._commit_offsets(task), 3.0, f"commit offsets of task {task.partition}")
                     task.status = "suspended"
                 task.group.clear()
+                task.throttled.clear()  # the new assignment starts unpaused
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         """After a rebalance: close tasks not kept, resume kept ones where their state says, restore new ones."""
@@ -250,6 +251,10 @@ class PersonStream(mode.Service):
                     await self._seek_to_state(task)
                     task.status = "running"
                     continue
+                if task is not None and task.status == "restoring" and task.restore is not None \
+                        and not task.restore.done():
+                    self.consumer.pause(*task.tps)  # still restoring: it seeks its inputs when done
+                    continue
                 if task is None:
                     task = self.tasks[p] = _Task(p, tps, PartitionGroup(INPUT_TOPICS))
                 self._start_restore(task)
@@ -257,6 +262,8 @@ class PersonStream(mode.Service):
 
     def _start_restore(self, task: _Task) -> None:
         assert self.consumer is not None
+        if task.restore is not None and not task.restore.done():
+            task.restore.cancel()  # never two restores of one task: they would fence each other
         task.status = "restoring"
         task.group.clear()
         self.consumer.pause(*task.tps)
