@@ -34,6 +34,7 @@ from typing import Any
 from hub import codec
 from hub.deadletter import dead_letter
 from hub.errors import HubError
+from hub.identity import TOKEN_PATTERN
 from hub.policy.loader import select_policy
 from hub.policy.model import Policy
 from hub.policy.monitor.inputs import SettlementInput
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 
 DISCHARGES = "health.discharges.v1"
 FACILITIES = "health.facilities.v1"
+_FREE_SUBJECT_TOPICS = frozenset({FACILITIES, "department.referral-updates.v1"})
+"""Topics whose subject may be a facility code (a facility_gap referral's answer names its facility)."""
 SOURCE = "person-processor"
 MAX_OUTPUT_BYTES = 900_000
 """An output record larger than this (Kafka's default ``max.message.bytes`` is ≈1 MB) becomes a dead
@@ -225,6 +228,11 @@ class PersonLogic:
         if subject is None:
             self._dead(task, r, "invalid_input", "the record names no subject (person_token / facility_code)",
                        result)
+            return
+        if r.topic not in _FREE_SUBJECT_TOPICS and TOKEN_PATTERN.match(subject) is None:
+            # The edge validates this too; a writer that bypasses it must not put a raw identifier in the state.
+            self._dead(task, r, "invalid_input", "person_token is not a pseudonymous token (p_ + 32 hex, "
+                       "hub.identity.person_token)", result)
             return
         ident = self.identify(r)
         if ident is None:
