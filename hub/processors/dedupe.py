@@ -22,9 +22,11 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections import deque
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["RecentIds", "WINDOW_INPUTS", "WINDOW_US", "SEGMENT_PREFIX", "digest"]
+__all__ = ["RecentIds", "StoredIds", "WINDOW_INPUTS", "WINDOW_US", "SEGMENT_PREFIX", "digest"]
 
 WINDOW_INPUTS = 10_000
 WINDOW_US = 30 * 86_400 * 1_000_000
@@ -65,11 +67,41 @@ class _Segment:
         return SEGMENT_PREFIX + f"{self.topic}:{self.first_seq}".encode()
 
 
+class StoredIds(MutableMapping[bytes, int]):
+    """The remembered ids in a task's store backend (``HUB_STORE=rocksdb://``), not in memory.
+
+    A province's roster pushed in one day is millions of ids to remember for 30 days: on RocksDB they cost
+    disk, not memory. (The backend is rebuilt from the state topic at every restore, as the subjects are.)
+    """
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+
+    def __getitem__(self, key: bytes) -> int:
+        raw = self.backend.get("r", key.hex())
+        if raw is None:
+            raise KeyError(key)
+        return int.from_bytes(raw, "big")
+
+    def __setitem__(self, key: bytes, value: int) -> None:
+        self.backend.put("r", key.hex(), value.to_bytes(15, "big"))
+
+    def __delitem__(self, key: bytes) -> None:
+        self.backend.delete("r", key.hex())
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (bytes.fromhex(k) for k in self.backend.keys("r"))
+
+    def __len__(self) -> int:
+        return self.backend.count("r")
+
+
 class RecentIds:
     """The ids one task applied recently, per input topic (this task's partition of it)."""
 
-    def __init__(self) -> None:
-        self.seen: dict[bytes, int] = {}  # digest -> packed (topic number, seq, event time µs)
+    def __init__(self, seen: MutableMapping[bytes, int] | None = None) -> None:
+        self.seen: MutableMapping[bytes, int] = {} if seen is None else seen
+        """digest -> packed (topic number, seq, event time µs): a dict, or :class:`StoredIds`."""
         self.counts: dict[str, int] = {}  # inputs applied from each topic (sequence numbers given out)
         self._topics: list[str] = []
         self._topic_no: dict[str, int] = {}

@@ -37,8 +37,8 @@ from hub.policy.monitor.engine import FACILITY, PERSON, MonitorEngine
 from hub.policy.monitor.state import FacilityState, PersonState, SubjectState
 from hub.policy.settlement import SettlementLedger
 from hub.policy.timeline import PolicyTimeline
-from hub.processors.dedupe import SEGMENT_PREFIX, RecentIds
-from hub.processors.store import Backend, MemoryBackend, SubjectStore
+from hub.processors.dedupe import SEGMENT_PREFIX, RecentIds, StoredIds
+from hub.processors.store import Backend, MemoryBackend, RocksBackend, SubjectStore
 
 __all__ = ["LedgerEntry", "TaskState", "TASK_KEY", "STATE_VERSION", "to_us"]
 
@@ -105,6 +105,11 @@ class LedgerEntry:
                    data.get("meta", {}))
 
 
+def _recent_ids(backend: Backend) -> RecentIds:
+    """Recent ids in memory, or in the backend when it is on disk (RocksDB)."""
+    return RecentIds(StoredIds(backend) if isinstance(backend, RocksBackend) else None)
+
+
 class TaskState:
     """Subjects, ledgers, clock, applied offsets and recent ids of one task, with change tracking."""
 
@@ -123,7 +128,7 @@ class TaskState:
                                     due_index=self._due_entries())
         self.offsets: dict[str, int] = {}
         """Next offset to apply, per input topic (this task's partition): everything before is applied."""
-        self.recent = RecentIds()
+        self.recent = _recent_ids(self.backend)
         self.task_dirty = False
 
     # -- reading and writing state ----------------------------------------------------------------
@@ -263,7 +268,7 @@ class Restorer:
     def finish(self) -> TaskState:
         state = TaskState(self.partition, self.timeline, self.backend, self.task.get("clock"), self.index)
         state.offsets = {t: int(o) for t, o in self.task.get("offsets", {}).items()}
-        recent = RecentIds()
+        recent = _recent_ids(self.backend)
         for key, value in self.segments.items():
             recent.restore(key, value)
         recent.restored({t: int(n) for t, n in self.task.get("counts", {}).items()})
