@@ -364,7 +364,7 @@ class PersonLogic:
 
     def _out(self, task: TaskState, r: Fetched | None, result: BatchResult, topic: str, key: str, schema: str,
              value: dict[str, Any]) -> None:
-        data = codec.encode(schema, value, store=self._store)
+        data = codec.encode(schema, value, store=self._store, validate=False)
         if len(data) + len(key) > MAX_OUTPUT_BYTES and r is not None:
             self._dead(task, r, "output_too_large", f"the {topic} record for this input is {len(data)} bytes; "
                        f"the limit is {MAX_OUTPUT_BYTES} (Kafka's max.message.bytes)", result)
