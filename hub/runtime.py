@@ -279,12 +279,12 @@ def output_count(bootstrap: str) -> int:
 
 
 def up_command(*, simulate: bool, persons: int, rate: float, reset: bool, duration: float,
-               out: TextIO = sys.stdout, settings: Settings | None = None) -> int:
-    """``hub up``: broker, topics, probe, a worker, the simulator and a live progress line."""
+               busy_per_minute: float = 10.0, out: TextIO = sys.stdout, settings: Settings | None = None) -> int:
+    """``hub up``: broker, topics, probe, a worker, the API, the simulator, supervised, with a progress line."""
     from hub.up import run_up
 
     return run_up(settings or get_settings(), simulate=simulate, persons=persons, rate=rate, reset=reset,
-                  duration=duration, out=out)
+                  duration=duration, busy_per_minute=busy_per_minute, out=out)
 
 
 __all__ = ["APP_ID", "CATALOGUE", "spawn_worker", "stop_process", "replay_command", "up_command", "worker_command"]
