@@ -10,6 +10,10 @@ Lag is the group lag of the worker's consumer group over the input topics: recor
 committed by the worker (it commits inside each task's transaction, at most a second behind what it
 applied). A lag that grows while the worker is ``running`` is a worker that does not keep up or no longer
 processes; one that falls to 0 is a worker that has caught up.
+
+Outputs are counted as records read (read_committed), not as end offsets: the worker writes them in
+transactions, and every transaction leaves a commit marker that takes an offset of its own — with the
+live demo's one or two records per transaction, end offsets read about twice the real count.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from hub.topics import BY_NAME, INPUT_TOPICS
 
@@ -59,6 +63,9 @@ class Observer:
         self.reading = Reading()
         self._stop = threading.Event()
         self._admin: object | None = None
+        self._consumer: Any = None
+        self._counts: dict[str, int] = {}
+        self._positions: dict[Any, int] = {}
         self._thread = threading.Thread(target=self._run, name="hub-up-observer", daemon=True)
 
     def start(self) -> Observer:
@@ -94,16 +101,39 @@ class Observer:
         from kafka.admin import OffsetSpec
 
         admin = self._admin_client()
-        outputs = list(PROGRESS_TOPICS.values())
-        tps = [TopicPartition(t, p) for t in (*outputs, *INPUT_TOPICS) for p in range(BY_NAME[t].partitions)]
-        ends = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in tps}, timeout_ms=3000)  # type: ignore[attr-defined]
-        end = {tp: ends[tp].offset for tp in tps}
-        counts = {t: sum(end[tp] for tp in tps if tp.topic == t) for t in outputs}
-        inputs = [tp for tp in tps if tp.topic in INPUT_TOPICS]
+        inputs = [TopicPartition(t, p) for t in INPUT_TOPICS for p in range(BY_NAME[t].partitions)]
+        ends = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in inputs}, timeout_ms=3000)  # type: ignore[attr-defined]
+        end = {tp: ends[tp].offset for tp in inputs}
         committed = admin.list_group_offsets({self.group: inputs}).get(self.group, {})  # type: ignore[attr-defined]
         done = {tp: c.offset for tp, c in committed.items() if c is not None and c.offset >= 0}
         lag = sum(max(end[tp] - done.get(tp, 0), 0) for tp in inputs) if done else None
-        return counts, sum(end[tp] for tp in inputs), lag
+        return self._count_outputs(), sum(end.values()), lag
+
+    def _count_outputs(self, budget: float = 0.5) -> dict[str, int]:
+        """Records on the output topics so far: read on from where the last reading stopped (at most
+        ``budget`` seconds a reading, so a large backlog is counted over several readings)."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        from hub.clients import kafka_python_options
+
+        if self._consumer is None:
+            tps = [TopicPartition(t, p) for t in PROGRESS_TOPICS.values() for p in range(BY_NAME[t].partitions)]
+            consumer = KafkaConsumer(bootstrap_servers=self.bootstrap.split(","), client_id="hub-up-progress",
+                                     enable_auto_commit=False, isolation_level="read_committed",
+                                     auto_offset_reset="earliest", request_timeout_ms=5000, **kafka_python_options())
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, self._positions.get(tp, 0))
+            self._consumer = consumer
+        deadline = time.monotonic() + budget
+        while time.monotonic() < deadline:
+            batch = self._consumer.poll(timeout_ms=100, max_records=20_000)
+            if not batch:
+                break
+            for tp, msgs in batch.items():
+                self._counts[tp.topic] = self._counts.get(tp.topic, 0) + len(msgs)
+                self._positions[tp] = msgs[-1].offset + 1
+        return dict(self._counts)
 
     def _admin_client(self) -> object:
         if self._admin is None:
@@ -118,9 +148,11 @@ class Observer:
 
     def _close_admin(self) -> None:
         admin, self._admin = self._admin, None
-        if admin is not None:
-            with contextlib.suppress(Exception):  # closing a client of a dead broker: nothing left to do
-                admin.close()  # type: ignore[attr-defined]
+        consumer, self._consumer = self._consumer, None
+        for client in (admin, consumer):
+            if client is not None:
+                with contextlib.suppress(Exception):  # closing a client of a dead broker: nothing left to do
+                    client.close()
 
     def _api_health(self) -> str:
         """``running``, ``unhealthy: …`` (503 from /healthz) or ``down: …`` (no answer)."""
