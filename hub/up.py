@@ -48,6 +48,8 @@ STOP_SECONDS = 14.0
 """Ctrl-C to the last part stopped, at most (the issue asks for 15 s; one is kept for the exit itself)."""
 SIMULATOR_HISTORY = timedelta(days=1)
 """The simulated province starts this long before today: its roster and enrolments are then in the past."""
+DATA_WARN_BYTES = 500_000_000
+"""The embedded broker's data file size from which ``hub up`` warns at start (loading and saving get slow)."""
 BUSY_HISTORY = timedelta(hours=1)
 """…and its busy admissions an hour before now, so ``hub up`` catches up in well under a minute."""
 
@@ -139,6 +141,8 @@ def run_up(settings: Settings, *, simulate: bool, persons: int, rate: float, res
         shutil.rmtree(data_dir / "worker", ignore_errors=True)  # worker state belongs to the old broker
         out.write(f"reset: removed {broker_data_dir(settings)} and {data_dir / 'worker'}\n")
     data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.broker == "embedded":
+        _warn_if_data_is_large(broker_data_dir(settings) / "kafka.json")
 
     def on_sigterm(signum: int, _frame: Any) -> None:
         raise _Stop()
@@ -203,6 +207,23 @@ def run_up(settings: Settings, *, simulate: bool, persons: int, rate: float, res
     out.write("stopped." + (f" ({', '.join(failed_parts)} had FAILED)" if failed_parts else "") + "\n")
     out.flush()
     return 1 if failed_parts else 0
+
+
+def _warn_if_data_is_large(data_file: Path) -> None:
+    """A loud warning when the embedded broker's data file is large (README, Troubleshooting: why it grows).
+
+    noida-db keeps its whole store in one JSON file, loads it at start and writes it at stop: ≈1 s per
+    100 MB here. Above ≈1 GB the save no longer fits the share of the 15-s stop the broker gets, and a
+    broker killed mid-save can lose data (broker-notes.md).
+    """
+    try:
+        size = data_file.stat().st_size
+    except OSError:
+        return
+    if size >= DATA_WARN_BYTES:
+        log.warning("!!! the embedded broker's data is %.1f GB (%s): it takes about %.0f s to load and to save, "
+                    "and it grows while hub up runs (the worker's state topic is never compacted on noida-db). "
+                    "`make reset` (or `hub up --reset`) starts afresh. !!!", size / 1e9, data_file, size / 1e8)
 
 
 def _policy_warnings() -> list[str]:
