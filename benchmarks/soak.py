@@ -331,7 +331,16 @@ def markdown(r: Report) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    # Started in the background (nohup … &), this process and so `hub up` would ignore SIGINT — and the stop
+    # measured at the end is a SIGINT. A handler here is reset to the default in the child at exec; SIGTERM
+    # to the soak stops `hub up` the same way (the `finally` of soak()).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=30.0, help="measured window, after catch-up and warm-up")
     parser.add_argument("--warmup", type=float, default=120.0, help="seconds after the catch-up before measuring")
