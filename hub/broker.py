@@ -234,6 +234,11 @@ class EmbeddedBroker:
         return self._proc is not None and self._proc.poll() is None
 
     @property
+    def returncode(self) -> int | None:
+        """The broker process's exit code once it has exited on its own (None while it runs or after stop())."""
+        return self._proc.poll() if self._proc is not None else None
+
+    @property
     def data_dir(self) -> Path:
         if self._given_dir is not None:
             return self._given_dir

@@ -54,14 +54,24 @@ def monitor(
 def up(
     simulate: bool = typer.Option(True, help="run the synthetic province simulator"),
     persons: int = typer.Option(5000, help="simulated persons"),
-    rate: float = typer.Option(500.0, help="simulated events per second"),
+    rate: float = typer.Option(500.0, help="most simulated events per second while the simulator catches up to now"),
+    admissions: float = typer.Option(10.0, "--admissions-per-minute", min=0.0,
+                                     help="hospital admissions per minute once the simulator follows the wall clock "
+                                          "(a busy province's pace, so settlements show every minute; 0 = a county's)"),
     reset: bool = typer.Option(False, help="delete the embedded broker's data dir first"),
     duration: float = typer.Option(0.0, help="stop after this many seconds (0 = until Ctrl-C)"),
 ) -> None:
-    """Start the hub: embedded broker (or HUB_BROKER), topics, processors, simulator, metrics."""
+    """Start the hub and supervise it: embedded broker (or HUB_BROKER), topics, worker, counter API, simulator.
+
+    The simulator starts a day back, catches up to the present at --rate events/s, then follows the wall clock
+    (it never produces an event from the future). A worker or simulator that dies is restarted with backoff;
+    the progress line shows each part's state and the worker's lag. Ctrl-C or SIGTERM stops everything within
+    15 s; every part dies with hub up, even on kill -9. Exit code 1 when a part had FAILED.
+    """
     from hub.runtime import up_command
 
-    raise typer.Exit(up_command(simulate=simulate, persons=persons, rate=rate, reset=reset, duration=duration))
+    raise typer.Exit(up_command(simulate=simulate, persons=persons, rate=rate, reset=reset, duration=duration,
+                                busy_per_minute=admissions))
 
 
 @app.command()

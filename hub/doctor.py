@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, TextIO
 
 from hub.broker import admin_client, api_versions, cluster_size, connect, kafka_reason, partition_counts
@@ -400,9 +401,34 @@ def render(checks: list[Check]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def doctor_command(settings: Settings, out: TextIO, err: TextIO) -> int:
+def policy_check(today: date | None = None) -> Check:
+    """The home region's policy (HUB_REGION, HUB_POLICY_DIR) on ``today``: loads, in force, not ending soon.
+
+    Why in the doctor: a hub whose policy period has ended settles nothing (every discharge is a
+    ``no_policy`` dead letter) while every broker check is green — the defect issue 15 found. A policy that
+    ends within 30 days, or has ended, is a loud warning (not a failure: the broker is fine, and the
+    monitoring rules fall back to the nearest period, policy-spec §8.4); files that do not load fail.
+    """
+    from hub.errors import PolicyError
+    from hub.processors import home_region, policy_expiry_warnings
+    from hub.timeutil import SHANGHAI
+
+    today = today or datetime.now(SHANGHAI).date()
+    try:
+        warnings = policy_expiry_warnings(today)
+    except PolicyError as exc:
+        return Check("policy of the home region", False, str(exc), hint="fix the file named above (policy-spec §2)")
+    if warnings:
+        return Check("policy of the home region", False, "!!! " + "; ".join(warnings) + " !!!", required=False,
+                     hint="add the policy file of the next period to HUB_POLICY_DIR (default hub/policy/regions): "
+                          "one TOML file per region and period, policy-spec §2")
+    return Check("policy of the home region", True, f"{home_region()}: in force on {today} for more than 30 days")
+
+
+def doctor_command(settings: Settings, out: TextIO, err: TextIO, today: date | None = None) -> int:
     """Run the probe against ``HUB_BROKER``; 0 when every required check passes, 1 when one fails, 2 when
-    the broker cannot be started or reached at all. Each failure is followed by what to do."""
+    the broker cannot be started or reached at all. Each failure is followed by what to do. The home region's
+    policy is checked too (:func:`policy_check`): a warning when it ends within 30 days or has ended."""
     try:
         handle = connect(settings)
     except BrokerError as exc:
@@ -423,10 +449,12 @@ def doctor_command(settings: Settings, out: TextIO, err: TextIO) -> int:
             except BrokerError as exc:
                 err.write(f"hub doctor: {exc}\n")
         checks = run_probe(handle.bootstrap, settings=settings)
+    checks.append(policy_check(today))
     out.write(render(checks))
     failed = [c for c in checks if c.required and not c.ok]
-    for c in failed:
-        err.write(f"hub doctor: {c.name}: {c.detail}" + (f" — {c.hint}" if c.hint else "") + "\n")
+    for c in [c for c in checks if not c.ok]:
+        label = "" if c.required else "WARNING "
+        err.write(f"hub doctor: {label}{c.name}: {c.detail}" + (f" — {c.hint}" if c.hint else "") + "\n")
     if not checks[0].ok:
         return 2
     return 1 if failed else 0

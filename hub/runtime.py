@@ -3,7 +3,7 @@
 Workers run as child processes (``python -m hub.worker``), one faust worker each, so that a
 worker can be stopped or killed without touching the broker or the CLI, exactly as in
 production where each worker is its own pod. Children get ``PR_SET_PDEATHSIG`` so nothing is
-orphaned when the parent is killed.
+orphaned when the parent is killed (:mod:`hub.supervise`).
 """
 
 from __future__ import annotations
@@ -27,19 +27,11 @@ log = logging.getLogger(__name__)
 
 
 
-def _death_signal() -> Any:
-    """preexec_fn: the child dies with SIGTERM when this process dies (Linux prctl)."""
-    import ctypes
+def _death_signal(sig: int = signal.SIGTERM) -> Any:
+    """preexec_fn: own process group, and ``sig`` when this process dies (hub.supervise.death_signal_preexec)."""
+    from hub.supervise import death_signal_preexec
 
-    def preexec() -> None:
-        os.setpgrp()
-        try:
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
-
-    return preexec
+    return death_signal_preexec(sig)
 
 
 def spawn_worker(
@@ -51,8 +43,13 @@ def spawn_worker(
     store: str = "memory://",
     extra_env: dict[str, str] | None = None,
     log_file: Path | None = None,
+    death_signal: int = signal.SIGTERM,
 ) -> subprocess.Popen[bytes]:
-    """Start one ``hub worker`` child process against ``bootstrap``."""
+    """Start one ``hub worker`` child process against ``bootstrap``.
+
+    The child runs in its own process group and gets ``death_signal`` from the kernel when this process
+    dies (``hub up`` asks for SIGKILL: nothing can outlive it; tests keep SIGTERM, an orderly stop).
+    """
     env = dict(os.environ)
     env.update(
         {
@@ -66,13 +63,18 @@ def spawn_worker(
     )
     env.update(extra_env or {})
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(
-        [sys.executable, "-m", "hub.worker"],
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT if log_file else subprocess.DEVNULL,
-        preexec_fn=_death_signal(),  # noqa: PLW1509
-    )
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hub.worker"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT if log_file else subprocess.DEVNULL,
+            preexec_fn=_death_signal(death_signal),  # noqa: PLW1509
+        )
+    finally:
+        if log_file:
+            out.close()  # the child has its own copy
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
@@ -277,12 +279,12 @@ def output_count(bootstrap: str) -> int:
 
 
 def up_command(*, simulate: bool, persons: int, rate: float, reset: bool, duration: float,
-               out: TextIO = sys.stdout, settings: Settings | None = None) -> int:
-    """``hub up``: broker, topics, probe, a worker, the simulator and a live progress line."""
+               busy_per_minute: float = 10.0, out: TextIO = sys.stdout, settings: Settings | None = None) -> int:
+    """``hub up``: broker, topics, probe, a worker, the API, the simulator, supervised, with a progress line."""
     from hub.up import run_up
 
     return run_up(settings or get_settings(), simulate=simulate, persons=persons, rate=rate, reset=reset,
-                  duration=duration, out=out)
+                  duration=duration, busy_per_minute=busy_per_minute, out=out)
 
 
 __all__ = ["APP_ID", "CATALOGUE", "spawn_worker", "stop_process", "replay_command", "up_command", "worker_command"]

@@ -12,10 +12,20 @@ rural county in Yunnan that the settlement, risk and referral rules meet realist
   5–20 % out of policy, occasional reversals (冲正), deposit-waiver relevant payment defaults;
 - ICD-10 diagnoses: chronic I10/E11, major C34/C16/I21, family-doctor contracts and follow-ups
   (some overdue), village clinics with no doctor (空白点);
-- department answers to the hub's referrals (some late) through :meth:`Province.answer_referrals`.
+- department answers to the hub's referrals (some late) through :meth:`Province.answer_referrals`;
+- optionally a *busy* stream of admissions (``busy_per_minute``) for ``hub up``'s live demo, see below.
 
 Deterministic for a seed: the same ``Province(seed, …)`` yields the same events with the same ids.
 Events come in non-decreasing event time (``occurred_at``).
+
+Why a busy stream: a real county of 5,000 persons has about one discharge every two days, and a real one of
+500,000 about ten an hour — discharged in office hours. ``hub up`` follows the wall clock once it has caught
+up (it never produces an event from the future), so a realistic county would show nothing for hours. From
+``busy_from``, hospitals also admit ``busy_per_minute`` patients a minute round the clock, with short stays
+(a few hours to three days), so a settlement is due every minute or so: a province's pace on a county's
+roster. Patients already in hospital at ``busy_from`` are simulated too, so discharges flow from the first
+minute rather than after the first stays end. Nothing of this runs when ``busy_per_minute`` is 0 (the
+default): the stream is then the same as without it.
 """
 
 from __future__ import annotations
@@ -55,6 +65,9 @@ CHRONIC_CODES = ("I10", "E11.9")
 ORDINARY_CODES = ("J18.9", "K35.8", "S72.0", "K80.2", "J44.1", "N39.0", "O80", "I63.9", "K29.7", "M17.1")
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+BUSY_STAY_HOURS = (3.0, 72.0)
+"""Shortest and longest stay of a busy admission, in hours (day surgery to a three-day stay)."""
 
 
 def id_number_check(first17: str) -> str:
@@ -109,18 +122,25 @@ class Province:
 
     ``rate`` is hospital admissions per person per year (rural inpatient rate ≈ 0.18); events are
     spread over simulated days from ``start``. ``key`` is the pseudonym key of person_token
-    (the development key by default, like ``hub up``).
+    (the development key by default, like ``hub up``). ``busy_per_minute`` adds that many admissions a
+    minute from ``busy_from`` (default: the start), round the clock (module docstring).
     """
 
     def __init__(self, seed: int, persons: int, county: str = "532503", start: date = date(2024, 1, 1),
-                 rate: float = 0.18, key: str | bytes = DEV_PSEUDONYM_KEY) -> None:
+                 rate: float = 0.18, key: str | bytes = DEV_PSEUDONYM_KEY, busy_per_minute: float = 0.0,
+                 busy_from: datetime | None = None) -> None:
         if persons < 1:
             raise ValueError(f"persons must be ≥ 1, found {persons}")
         if len(county) != 6 or not county.isdigit():
             raise ValueError(f"county must be a 6-digit GB/T 2260 code, found {county!r}")
+        if busy_per_minute < 0:
+            raise ValueError(f"busy_per_minute must be ≥ 0, found {busy_per_minute}")
+        if busy_from is not None and busy_from.tzinfo is None:
+            raise ValueError("busy_from must carry a time zone (an aware datetime)")
         from hub.identity import person_token
 
         self.seed, self.county, self.start, self.rate = seed, county, start, rate
+        self.busy_per_minute, self.busy_from = busy_per_minute, busy_from
         self._rng = random.Random(seed)
         self._seq = 0
         self.persons: list[SimPerson] = []
@@ -258,7 +278,14 @@ class Province:
                 if p.chronic:
                     p.extra["signed"] = True
 
-    def _admission(self, p: SimPerson, day: date) -> Iterator[tuple[datetime, SimEvent]]:
+    def _admission(self, p: SimPerson, day: date, admitted: datetime | None = None,
+                   stay_hours: float | None = None) -> Iterator[tuple[datetime, SimEvent]]:
+        """One stay: admission, diagnosis, discharge (and sometimes a reversal or a payment default).
+
+        ``admitted=None``: a county's stay, admitted some time on ``day``, discharged days later in office
+        hours. Given: a busy stay from that moment, discharged ``stay_hours`` later (drawn when not given)
+        at any hour (module docstring).
+        """
         rng = self._rng
         in_county = rng.random() < 0.85
         pool = [h for h in self.hospitals if h.in_county == in_county]
@@ -267,17 +294,25 @@ class Province:
         declared = sorted(p.categories, key=PRIORITY.index)
         if rng.random() < 0.02:
             declared = sorted(set(declared) | {"minimum_living"}, key=PRIORITY.index)  # a wrong self-declaration
-        admitted = self._at(day, 0, 24)
+        busy = admitted is not None
+        admitted = self._at(day, 0, 24) if admitted is None else admitted
         adm_id = f"{h.code}-A{day:%Y%m%d}-{self._seq + 1:06d}"
         yield admitted, self._event(T_ADMIT, p.token, admitted, "adm", admission_id=adm_id, hospital_code=h.code,
                                     hospital_level=h.level, in_county=in_county, declared_categories=declared,
                                     admitted_at=_ts(admitted))
         code = rng.choice(MAJOR_CODES) if major else (
             p.chronic if p.chronic and rng.random() < 0.4 else rng.choice(ORDINARY_CODES))
-        diag_at = admitted + timedelta(hours=rng.randint(1, 20))
+        if busy:
+            stay_hours = rng.uniform(*BUSY_STAY_HOURS) if stay_hours is None else stay_hours
+            diag_at = admitted + timedelta(hours=stay_hours * rng.uniform(0.05, 0.5))
+        else:
+            diag_at = admitted + timedelta(hours=rng.randint(1, 20))
         yield diag_at, self._event(T_DIAG, p.token, diag_at, "dia", icd10=code)
-        stay = rng.randint(2, 6) if h.level == "L1" else rng.randint(3, 14) + (10 if major else 0)
-        discharged = self._at(day + timedelta(days=stay), 9, 17)
+        if busy:
+            discharged = (admitted + timedelta(hours=stay_hours)).replace(microsecond=0)
+        else:
+            stay = rng.randint(2, 6) if h.level == "L1" else rng.randint(3, 14) + (10 if major else 0)
+            discharged = self._at(day + timedelta(days=stay), 9, 17)
         median = {"L1": 250_000, "L2": 700_000, "L3": 1_800_000}[h.level] * (6 if major else 1)
         total = min(int(median * math.exp(rng.gauss(0, 0.75))), 150_000_000)
         oop = int(total * rng.uniform(0.05, 0.20))
@@ -296,6 +331,32 @@ class Province:
                 cleared = discharged + timedelta(days=rng.randint(10, 90))
                 yield cleared, self._event(T_DEFAULT, p.token, cleared, "pdc", hospital_code=h.code,
                                            defaulted=False)
+
+    def _busy_hour(self, hour: datetime, since: datetime) -> Iterator[tuple[datetime, SimEvent]]:
+        """Busy admissions from ``since`` to the end of the hour that starts at ``hour`` (Poisson count)."""
+        rng = self._rng
+        span = (hour + timedelta(hours=1) - since).total_seconds()
+        count = _poisson(rng, self.busy_per_minute * span / 60.0)
+        for p in rng.choices(self.persons, cum_weights=self._cum_weights, k=count):
+            at = (since + timedelta(seconds=rng.uniform(0, span))).replace(microsecond=0)
+            yield from self._admission(p, at.astimezone(SHANGHAI).date(), admitted=at)
+
+    def _busy_in_flight(self, since: datetime) -> Iterator[tuple[datetime, SimEvent]]:
+        """Patients in hospital at ``since`` (admitted up to a longest stay before it): only their later events.
+
+        The stay is drawn first, so the stays that ended before ``since`` cost nothing.
+        """
+        rng = self._rng
+        longest = BUSY_STAY_HOURS[1]
+        count = _poisson(rng, self.busy_per_minute * longest * 60.0)
+        for p in rng.choices(self.persons, cum_weights=self._cum_weights, k=count):
+            before, stay = rng.uniform(0, longest), rng.uniform(*BUSY_STAY_HOURS)
+            if stay <= before:
+                continue
+            at = (since - timedelta(hours=before)).replace(microsecond=0)
+            for when, ev in self._admission(p, at.astimezone(SHANGHAI).date(), admitted=at, stay_hours=stay):
+                if when >= since:
+                    yield when, ev
 
     def _followups(self, p: SimPerson, since: datetime, until: datetime) -> Iterator[tuple[datetime, SimEvent]]:
         rng, at = self._rng, since
@@ -360,16 +421,33 @@ class Province:
                 if p.extra.get("signed"):
                     for fat, fev in self._followups(p, at, horizon):
                         push(fat, fev)
+        if self.start.month == 12 and self.start.day > 1:  # started after the autumn campaign: enrolled already
+            for ev in self._enrolments(self.start.year + 1, self.start):
+                push(datetime.fromisoformat(ev.value["occurred_at"]), ev)
+        busy_from = (self.busy_from or t0) if self.busy_per_minute > 0 else None
+        busy_started = False
         produced, day = 0, self.start
         while n is None or produced < n:
             for at, ev in self._day(day):
                 push(at, ev)
-            end = datetime(day.year, day.month, day.day, tzinfo=SHANGHAI) + timedelta(days=1)
-            while heap and heap[0][0] < end:
-                yield heapq.heappop(heap)[2]
-                produced += 1
-                if n is not None and produced >= n:
-                    return
+            midnight = datetime(day.year, day.month, day.day, tzinfo=SHANGHAI)
+            # Busy days are generated an hour at a time, so a busy day's admissions are never all in memory.
+            hours = range(1, 25) if busy_from is not None else (24,)
+            ends = [midnight + timedelta(hours=h) for h in hours]
+            for end in ends:
+                if busy_from is not None and end > busy_from:
+                    if not busy_started:
+                        busy_started = True
+                        for at, ev in self._busy_in_flight(busy_from):
+                            push(at, ev)
+                    hour = end - timedelta(hours=1)
+                    for at, ev in self._busy_hour(hour, max(hour, busy_from)):
+                        push(at, ev)
+                while heap and heap[0][0] < end:
+                    yield heapq.heappop(heap)[2]
+                    produced += 1
+                    if n is not None and produced >= n:
+                        return
             day += timedelta(days=1)
 
     def _reset_categories(self) -> None:

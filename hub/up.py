@@ -1,31 +1,57 @@
-"""``hub up``: the whole hub on one machine — the demo, development and test default.
+"""``hub up``: the whole hub on one machine — the demo, development and test default — and its supervisor.
 
-Order matters: broker → topics (all of them, before any worker: an auto-created topic gets one
-partition and faust refuses it) → conformance probe → worker → simulator. Ctrl-C stops them in
-reverse order and waits for each, so nothing is left running.
+Start order matters: broker → topics (all of them, before any worker: an auto-created topic gets one
+partition and the worker refuses it) → conformance probe → worker (a process) → counter API (a thread)
+→ simulator (a process, :mod:`hub.feed`).
+
+While it runs, ``hub up`` supervises (issue 15; :mod:`hub.supervise`):
+
+* a worker or simulator that exits is restarted with backoff and the restart is printed; one that keeps
+  failing is shown FAILED with its last log line and retried every 30 s. The embedded broker is not
+  restarted: a noida-db that died may have lost partitions (broker-notes.md), so ``hub up`` shows it
+  FAILED and says how to reset;
+* the progress line shows each part's state, the worker's group lag and the outputs so far
+  (:mod:`hub.progress`), and how far behind the simulator is while it catches up;
+* every child dies with ``hub up``, even on ``kill -9`` (process groups and parent-death signals).
+
+Ctrl-C (SIGINT) or SIGTERM stops the parts in reverse order — simulator, API, worker, broker — each with a
+share of :data:`STOP_SECONDS`, then SIGKILL: a stop never waits on a broker that is gone or a batch that
+cannot complete. What the worker had not committed is applied again at the next start (policy-spec §8.2).
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import logging
 import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
-from hub.clients import kafka_python_options
 from hub.config import Settings
+from hub.progress import PROGRESS_TOPICS, Observer, Reading, Screen, counts_text
+from hub.supervise import Part, death_signal_preexec, describe_exit
+from hub.timeutil import SHANGHAI
 
-PROGRESS_TOPICS = {
-    "settlements": "hub.settlements.v1",
-    "deposit decisions": "hub.deposit-decisions.v1",
-    "flags": "hub.risk-flags.v1",
-    "referrals": "hub.referrals.v1",
-    "mismatches": "hub.mismatches.v1",
-    "dead letters": "hub.dead-letters.v1",
-}
+__all__ = ["PROGRESS_TOPICS", "STOP_SECONDS", "run_up"]
+
+log = logging.getLogger("hub.up")
+
+STOP_SECONDS = 14.0
+"""Ctrl-C to the last part stopped, at most (the issue asks for 15 s; one is kept for the exit itself)."""
+SIMULATOR_HISTORY = timedelta(days=1)
+"""The simulated province starts this long before today: its roster and enrolments are then in the past."""
+DATA_WARN_BYTES = 500_000_000
+"""The embedded broker's data file size from which ``hub up`` warns at start (loading and saving get slow)."""
+BUSY_HISTORY = timedelta(hours=1)
+"""…and its busy admissions an hour before now, so ``hub up`` catches up in well under a minute."""
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -46,38 +72,89 @@ def _pick_port(host: str, wanted: int) -> int:
 
 
 class _Stop(Exception):
-    pass
+    """SIGTERM: stop as on Ctrl-C."""
+
+
+@dataclass
+class SimulatorStatus:
+    """What the simulator process last reported (its JSON status lines), kept across its restarts."""
+
+    latest: dict[str, Any] = field(default_factory=dict)
+    resume_after: str | None = None
+    received: float = 0.0
+
+    def read(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            try:
+                status = json.loads(raw)
+            except ValueError:
+                continue
+            self.latest, self.received = status, time.monotonic()
+            if status.get("at"):
+                self.resume_after = status["at"]
+
+    def text(self) -> str:
+        s = self.latest
+        if not s:
+            return "starting"
+        silent = time.monotonic() - self.received
+        if silent > 5.0:  # it reports every second: a stuck simulator (a broker that is gone) says so
+            return f"not reporting for {silent:.0f} s"
+        if s.get("live"):
+            return "live" + (f" (at {s['at'][:19].replace('T', ' ')})" if s.get("at") else "")
+        behind = int(s.get("behind_s") or 0)
+        hours, minutes, seconds = behind // 3600, behind % 3600 // 60, behind % 60
+        ago = f"{hours} h {minutes} min" if hours else f"{minutes} min {seconds} s"
+        return f"catching up ({ago} behind)"
 
 
 def run_up(settings: Settings, *, simulate: bool, persons: int, rate: float, reset: bool, duration: float,
-           out: TextIO = sys.stdout) -> int:
-    import logging
+           busy_per_minute: float = 10.0, out: TextIO = sys.stdout) -> int:
+    """Start every part, supervise them until Ctrl-C/SIGTERM or ``duration`` seconds, stop them in order.
 
+    Returns 0 after a clean stop, 1 when a part was FAILED at the end, 2/3 when the broker could not be set
+    up or lacks what the hub needs.
+    """
     from hub.broker import broker_data_dir, connect, ensure_topics, remove_data_dir
     from hub.doctor import run_probe
-    from hub.errors import BrokerError
+    from hub.errors import BrokerError, PolicyError
     from hub.identity import warn_if_dev_key
-    from hub.runtime import spawn_worker, stop_process
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
-    warn_if_dev_key(settings, logging.getLogger("hub.up"))
+    # The Kafka clients of hub up itself (progress reading, counter API) log every failed reconnect; what a
+    # person needs — the broker is gone, the API is unhealthy — is on the progress line instead.
+    for noisy in ("kafka", "aiokafka"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    warn_if_dev_key(settings, log)
+    try:
+        policy_warnings = _policy_warnings()
+    except PolicyError as exc:
+        sys.stderr.write(f"hub up: the policy files do not load: {exc}\n")
+        return 2
+    for warning in policy_warnings:
+        log.warning("!!! policy: %s !!!", warning)
     data_dir = Path(settings.data_dir)
     if reset and settings.broker == "embedded":
         import shutil
 
         remove_data_dir(broker_data_dir(settings))
-        shutil.rmtree(data_dir / "worker", ignore_errors=True)  # table state belongs to the old broker
+        shutil.rmtree(data_dir / "worker", ignore_errors=True)  # worker state belongs to the old broker
         out.write(f"reset: removed {broker_data_dir(settings)} and {data_dir / 'worker'}\n")
     data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.broker == "embedded":
+        _warn_if_data_is_large(broker_data_dir(settings) / "kafka.json")
 
-    def on_signal(signum: int, _frame: Any) -> None:
+    def on_sigterm(signum: int, _frame: Any) -> None:
         raise _Stop()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    worker = None
-    api = None
-    handle = connect(settings)
+    signal.signal(signal.SIGTERM, on_sigterm)
+    parts: list[Part] = []
+    api: Any = None
+    observer: Observer | None = None
+    handle: Any = None
+    screen = Screen(out)
     try:
+        handle = connect(settings)
         try:
             ensure_topics(handle.bootstrap, data_dir=broker_data_dir(settings) if handle.embedded else None)
         except BrokerError as exc:
@@ -94,160 +171,199 @@ def run_up(settings: Settings, *, simulate: bool, persons: int, rate: float, res
             # noida-db never evicts a member whose worker was killed with kill -9; the restarted
             # worker would then wait for partitions for ever. One worker per embedded hub: evict.
             from hub.broker import evict_group_members
-            from hub.runtime import APP_ID
 
-            evict_group_members(handle.bootstrap, APP_ID)
+            evict_group_members(handle.bootstrap, settings.app_id)
         out.write(f"broker: {handle.bootstrap}\n")
         metrics_port = _pick_port(settings.metrics_host, settings.metrics_port)
-        # The simulated province runs on its own (accelerated) event time, so the wall clock must not
-        # drive the rules' clock while it runs.
-        worker = spawn_worker(handle.bootstrap, data_dir=data_dir, metrics_port=metrics_port,
-                              store=settings.store, log_file=data_dir / "worker.log",
-                              extra_env={"HUB_WALL_CLOCK": "0"} if simulate else None)
+        worker = _worker_part(settings, handle.bootstrap, data_dir, metrics_port)
+        parts.append(worker)
+        worker.start()
         out.write(f"metrics: http://{settings.metrics_host}:{metrics_port}/metrics\n")
         from hub.api import ApiThread
 
         api = ApiThread(handle.bootstrap, settings.metrics_host, _pick_port(settings.metrics_host, settings.api_port))
-        out.write(f"api: {api.start()}\n")
+        api_url = api.start()
+        out.write(f"api: {api_url}\n")
+        sim_status = SimulatorStatus()
+        if simulate:
+            simulator = _simulator_part(handle.bootstrap, data_dir, sim_status, persons=persons, rate=rate,
+                                        busy_per_minute=busy_per_minute)
+            parts.append(simulator)
+            simulator.start()
         out.write(f"worker log: {data_dir / 'worker.log'} · Ctrl-C stops everything\n")
         out.flush()
-        _loop(handle.bootstrap, worker, simulate=simulate, persons=persons, rate=rate, duration=duration, out=out)
+        observer = Observer(handle.bootstrap, settings.app_id, api_url).start()
+        _supervise(screen, handle, parts, observer, sim_status, policy_warnings, duration)
     except (KeyboardInterrupt, _Stop):
-        out.write("\nstopping…\n")
+        screen.event(f"stopping… (at most {STOP_SECONDS:.0f} s)")
     finally:
-        if api is not None:
-            api.stop()
-        if worker is not None:
-            stop_process(worker)
-        handle.close()
-    out.write("stopped.\n")
-    return 0
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the stop is bounded; a second Ctrl-C must not cut it short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        failed_parts = [p.name for p in parts if p.state == "failed"]
+        if handle is not None and handle.embedded is not None and not handle.embedded.running:
+            failed_parts.append("broker")
+        _stop_all(screen, parts, api, observer, handle)
+        screen.close()
+    out.write("stopped." + (f" ({', '.join(failed_parts)} had FAILED)" if failed_parts else "") + "\n")
+    out.flush()
+    return 1 if failed_parts else 0
 
 
-def _loop(bootstrap: str, worker: Any, *, simulate: bool, persons: int, rate: float, duration: float,
-          out: TextIO) -> None:
-    """Feed the simulator at ``rate`` events/s and print one progress line a second."""
-    from kafka import KafkaProducer
+def _warn_if_data_is_large(data_file: Path) -> None:
+    """A loud warning when the embedded broker's data file is large (README, Troubleshooting: why it grows).
 
-    from hub.runtime import encode_input, output_counts
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=20, **kafka_python_options())
-    events = None
-    answers = None
-    end: date | None = None
-    if simulate:
-        from hub.simulate import Province
-
-        # The simulated province lives inside the period its policy covers (the seeds' 2021–2025
-        # transition period); it stops at the policy's end rather than flood the dead letters with
-        # no_policy discharges.
-        start, end = _simulation_window()
-        province = Province(seed=int(time.time()), persons=persons, start=start)
-        events = iter(province.events())
-        answers = _ReferralAnswers(bootstrap, province)
-    started = time.monotonic()
-    produced = 0
-    next_report = started
-    tty = out.isatty()
-    try:
-        while duration <= 0 or time.monotonic() - started < duration:
-            if worker.poll() is not None:
-                raise RuntimeError(f"the worker exited with code {worker.returncode}; see its log")
-            now = time.monotonic()
-            if events is not None:
-                due = int((now - started) * rate) - produced
-                for _ in range(max(due, 0)):
-                    ev = answers.next_before(events)
-                    if end is not None and ev.value["occurred_at"][:10] > end.isoformat():
-                        out.write(f"\nsimulator: reached {end}, the end of the simulated region's policy period; "
-                                  "it stops here, the hub keeps running\n")
-                        events = None
-                        break
-                    key, data = encode_input(ev.topic, ev.value)
-                    producer.send(ev.topic, key=key, value=data)
-                    produced += 1
-            if now >= next_report:
-                counts = output_counts(bootstrap, PROGRESS_TOPICS.values())
-                line = f"{now - started:6.0f}s  in {produced:,}  " + "  ".join(
-                    f"{label} {counts.get(topic, 0):,}" for label, topic in PROGRESS_TOPICS.items())
-                out.write(("\r" + line) if tty else (line + "\n"))
-                out.flush()
-                next_report = now + (1.0 if tty else 5.0)
-            time.sleep(0.05)
-    finally:
-        if answers is not None:
-            answers.close()
-        producer.flush()
-        producer.close()
-
-
-def _simulation_window(county: str = "532503") -> tuple[date, date | None]:
-    """First and last day the bundled policy of the simulator's county covers (start a month in)."""
-    from datetime import timedelta
-
-    from hub.processors import load_policies
-
-    policies = load_policies()
-    mine = [p for p in policies if county.startswith(p.region_prefix)]
-    best = max(mine, key=lambda p: len(p.region_prefix))
-    return best.effective_from + timedelta(days=30), best.effective_to
-
-
-class _ReferralAnswers:
-    """Departments answering the hub's referrals (转介反馈), some late, so `hub up` shows every flow.
-
-    The simulator decides each answer from the referral id; this reads the referrals the hub
-    emitted and holds each answer back until the simulated province's time reaches it, so answers
-    arrive in event-time order among the other departments' records.
+    noida-db keeps its whole store in one JSON file, loads it at start and writes it at stop: ≈1 s per
+    100 MB here. Above ≈1 GB the save no longer fits the share of the 15-s stop the broker gets, and a
+    broker killed mid-save can lose data (broker-notes.md).
     """
+    try:
+        size = data_file.stat().st_size
+    except OSError:
+        return
+    if size >= DATA_WARN_BYTES:
+        log.warning("!!! the embedded broker's data is %.1f GB (%s): it takes about %.0f s to load and to save, "
+                    "and it grows while hub up runs (the worker's state topic is never compacted on noida-db). "
+                    "`make reset` (or `hub up --reset`) starts afresh. !!!", size / 1e9, data_file, size / 1e8)
 
-    def __init__(self, bootstrap: str, province: Any) -> None:
-        import heapq
 
-        from kafka import KafkaConsumer, TopicPartition
+def _policy_warnings() -> list[str]:
+    """The home region's policy expiry warnings (hub.processors.policy_expiry_warnings), with today's date."""
+    from hub.processors import policy_expiry_warnings
 
-        self._heapq = heapq
-        self.province = province
-        self.pending: list[tuple[str, int, Any]] = []
-        self.count = 0
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False,
-                                      isolation_level="read_committed", **kafka_python_options())
-        tps = [TopicPartition("hub.referrals.v1", p) for p in self.consumer.partitions_for_topic("hub.referrals.v1")]
-        self.consumer.assign(tps)
-        self.consumer.seek_to_end(*tps)
-        self.last_poll = 0.0
-        self._ahead: Any = None
-        self.withdrawn: set[str] = set()
+    return policy_expiry_warnings(datetime.now(SHANGHAI).date())
 
-    def _poll(self) -> None:
-        from hub import codec
-        from hub.processors.convert import json_safe
 
-        if time.monotonic() - self.last_poll < 0.5:
-            return
-        self.last_poll = time.monotonic()
-        values = []
-        for msgs in self.consumer.poll(timeout_ms=0, max_records=5000).values():
-            for m in msgs:
-                values.append(json_safe(codec.decode(m.value)[1]))
-        # A department does not answer a referral the hub already withdrew (its flag cleared).
-        self.withdrawn |= {v["referral_id"] for v in values if v.get("state") == "withdrawn"}
-        values = [v for v in values if v["referral_id"] not in self.withdrawn]
-        for ev in self.province.answer_referrals(values):
-            self.count += 1
-            self._heapq.heappush(self.pending, (ev.value["occurred_at"], self.count, ev))
+@functools.lru_cache(maxsize=4)
+def _policy_note(today: date) -> str:
+    """``POLICY ends 2026-12-31 (25 d)`` or ``NO POLICY in force today``: short, for the progress line."""
+    from hub.policy.timeline import PolicyTimeline
+    from hub.processors import home_region, load_policies
 
-    def next_before(self, events: Any) -> Any:
-        """The next simulator event, or a held answer whose time has come before it."""
-        self._poll()
-        if self._ahead is None:
-            self._ahead = next(events)
-        while self.pending and self.pending[0][0] <= self._ahead.value["occurred_at"]:
-            answer = self._heapq.heappop(self.pending)[2]
-            if answer.value["referral_id"] not in self.withdrawn:
-                return answer
-        ev, self._ahead = self._ahead, None
-        return ev
+    policy = PolicyTimeline(load_policies(), home_region()).in_force(today)
+    if policy is None:
+        return f"NO POLICY of {home_region()} in force today"
+    if policy.effective_to is None:
+        return ""
+    return f"POLICY ends {policy.effective_to} ({(policy.effective_to - today).days} d)"
 
-    def close(self) -> None:
-        self.consumer.close()
+
+def _worker_part(settings: Settings, bootstrap: str, data_dir: Path, metrics_port: int) -> Part:
+    from hub.runtime import spawn_worker
+
+    log_file = data_dir / "worker.log"
+
+    def spawn() -> subprocess.Popen[bytes]:
+        # The wall clock drives the rules' clock as in production (§8.3: escalations fall due on a quiet day).
+        # The simulator follows it too once it has caught up; during its catch-up (half a minute) a record older
+        # than a task's clock is applied at the clock (§5.1), as a late delivery from a department would be.
+        return spawn_worker(bootstrap, data_dir=data_dir, metrics_port=metrics_port, app_id=settings.app_id,
+                            store=settings.store, log_file=log_file, death_signal=signal.SIGKILL)
+
+    return Part("worker", spawn, log=log_file)
+
+
+def _simulator_part(bootstrap: str, data_dir: Path, status: SimulatorStatus, *, persons: int, rate: float,
+                    busy_per_minute: float) -> Part:
+    import os
+
+    log_file = data_dir / "simulator.log"
+    now = datetime.now(UTC).replace(microsecond=0)
+    start: date = now.astimezone(SHANGHAI).date() - SIMULATOR_HISTORY
+    busy_from = (now - BUSY_HISTORY).astimezone(SHANGHAI)
+    seed = int(time.time())
+    env = {**os.environ, "HUB_BROKER": "kafka://" + bootstrap}
+
+    def spawn() -> subprocess.Popen[bytes]:
+        cmd = [sys.executable, "-m", "hub.feed", "--persons", str(persons), "--rate", str(rate), "--seed", str(seed),
+               "--start", start.isoformat(), "--busy-per-minute", str(busy_per_minute),
+               "--busy-from", busy_from.isoformat()]
+        if status.resume_after:
+            cmd += ["--resume-after", status.resume_after]
+        with log_file.open("ab") as err:
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                                    preexec_fn=death_signal_preexec(signal.SIGKILL))  # noqa: PLW1509
+        assert proc.stdout is not None
+        threading.Thread(target=status.read, args=(proc.stdout,), name="simulator-status", daemon=True).start()
+        return proc
+
+    return Part("simulator", spawn, log=log_file)
+
+
+def _supervise(screen: Screen, handle: Any, parts: list[Part], observer: Observer, sim_status: SimulatorStatus,
+               policy_warnings: list[str], duration: float) -> None:
+    """The main loop: restart what exited, tell what happened, draw the status; until ``duration`` is over."""
+    started = time.monotonic()
+    next_draw = started
+    broker_told = False
+    while duration <= 0 or time.monotonic() - started < duration:
+        for part in parts:
+            for line in part.poll():
+                screen.event(line)
+        broker = handle.embedded
+        if broker is not None and not broker.running and not broker_told:
+            broker_told = True
+            screen.event(f"broker: FAILED, {_broker_reason(broker)}. hub up does not restart it (a noida-db that "
+                         f"died may have lost partitions): press Ctrl-C, then `make reset` (or `hub up --reset`)")
+        now = time.monotonic()
+        if now >= next_draw:
+            screen.status(_status_lines(now - started, handle, parts, observer.reading, sim_status, policy_warnings))
+            next_draw = now + screen.every
+        time.sleep(0.1)
+
+
+def _broker_reason(broker: Any) -> str:
+    code = broker.returncode
+    tail = list(broker.stderr_lines)[-1:] if broker.stderr_lines else []
+    what = describe_exit(code) if code is not None else "it exited"
+    return what + (f": {tail[0]}" if tail else "")
+
+
+def _status_lines(elapsed: float, handle: Any, parts: list[Part], reading: Reading, sim: SimulatorStatus,
+                  policy_warnings: list[str]) -> list[str]:
+    broker = "running"
+    if handle.embedded is not None and not handle.embedded.running:
+        broker = "FAILED"
+    elif reading.error:
+        broker = f"unreachable for {time.monotonic() - reading.at:.0f} s ({reading.error})" if reading.at else \
+            f"unreachable ({reading.error})"
+    states = [f"broker {broker}"]
+    for part in parts:
+        text = part.status()
+        if part.name == "simulator" and part.state == "running":
+            text = sim.text()
+        states.append(f"{part.name} {text}")
+        if part.name == "worker":
+            states.append(f"api {reading.api}")
+    if not any(p.name == "simulator" for p in parts):
+        states.append("simulator off")
+    lag = "—" if reading.lag is None else f"{reading.lag:,}"
+    stale = f" (as of {time.monotonic() - reading.at:.0f} s ago)" if reading.error and reading.at else ""
+    head = f"{elapsed:6.0f}s  " + " · ".join(states) + f" · lag {lag}{stale}"
+    if policy_warnings:
+        head += " · " + _policy_note(datetime.now(SHANGHAI).date())
+    return [head, f"{'':8}{counts_text(reading)}{stale}"]
+
+
+def _stop_all(screen: Screen, parts: list[Part], api: Any, observer: Observer | None, handle: Any) -> None:
+    """Simulator, API, worker, broker — in that order, all within STOP_SECONDS, whatever state each is in."""
+    deadline = time.monotonic() + STOP_SECONDS
+
+    def left() -> float:
+        return deadline - time.monotonic()
+
+    by_name = {p.name: p for p in parts}
+    if observer is not None:
+        observer.stop(timeout=0.5)
+    if "simulator" in by_name:
+        screen.event(f"simulator: {by_name['simulator'].stop(min(3.0, max(left(), 0.5)))}")
+    if api is not None:
+        t0 = time.monotonic()
+        api.stop(timeout=min(1.0, max(left() - 8.0, 0.2)))  # a daemon thread: never waited for beyond this
+        screen.event(f"api: stopped in {time.monotonic() - t0:.1f} s")
+    if "worker" in by_name:
+        screen.event(f"worker: {by_name['worker'].stop(max(min(left() - 3.0, 10.0), 1.0))}")
+    if handle is not None and handle.embedded is not None:
+        t0 = time.monotonic()
+        handle.embedded.stop_timeout = max(left(), 1.0)
+        handle.close()
+        screen.event(f"broker: stopped in {time.monotonic() - t0:.1f} s")

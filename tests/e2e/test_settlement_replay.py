@@ -14,7 +14,8 @@
   a discharge with no policy, sent again once the insured region is corrected; malformed lines (one
   of them carries a raw resident ID number where the person token belongs).
 * New year — the same bill on 31 December 23:00 and on 1 January 01:00 Shanghai time (given in UTC:
-  ``2024-12-31T15:00:00Z`` and ``2024-12-31T17:00:00Z``); and a 2026 discharge (no policy in force).
+  ``2024-12-31T15:00:00Z`` and ``2024-12-31T17:00:00Z``); and a 2027 discharge (no bundled policy in force:
+  the 2026 files are the last).
 
 Expected amounts are computed independently of the stream: the reference code path of ``hub settle``
 (``SettlementLedger`` with the policy ``select_policy`` picks) over the person's facts *as stated in
@@ -326,13 +327,13 @@ def test_a_redelivery_with_another_payload_re_emits_the_identical_record(settlem
 
 
 def test_no_policy_goes_to_the_dead_letters_and_leaves_the_id_free(settlement_replay: Replay) -> None:
-    """§2: no policy for the insured region (Beijing) or the date (2026) → dead letter ``no_policy``.
+    """§2: no policy for the insured region (Beijing) or the date (2027) → dead letter ``no_policy``.
 
     (The third ``no_policy`` of the scenario, a person with no insured region, is the next test's.)"""
     no_policy = [d for d in settlement_replay.values(DEAD_LETTERS, reason="no_policy")
                  if "MZ-D-0701" not in d["detail"]]
     assert len(no_policy) == 2, [d["detail"] for d in no_policy]
-    for event_id, discharge_id in (("ds-beijing-no-policy-1", "BJ-D-0001"), ("ds-mengzi-monitored-2026",
+    for event_id, discharge_id in (("ds-beijing-no-policy-1", "BJ-D-0001"), ("ds-mengzi-monitored-2027",
                                                                               "MZ-D-0601")):
         line = line_with(event_id)
         dead = next(d for d in no_policy if discharge_id in d["detail"])

@@ -116,3 +116,21 @@ def test_unreachable_broker_is_one_clear_failure() -> None:
     out, err = io.StringIO(), io.StringIO()
     assert doctor_command(Settings(broker=f"kafka://{address}"), out, err) == 2
     assert "broker reachable" in err.getvalue()
+
+
+def test_doctor_warns_loudly_when_the_home_policy_ends_within_30_days_or_has_ended(kafka_bootstrap: str) -> None:
+    """Issue 15: every broker check green while every discharge is ``no_policy`` — the doctor says so."""
+    from datetime import date
+
+    settings = Settings(broker=f"kafka://{kafka_bootstrap}")
+    out, err = io.StringIO(), io.StringIO()
+    assert doctor_command(settings, out, err, today=date(2026, 6, 1)) == 0, err.getvalue()
+    assert "WARNING" not in err.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    assert doctor_command(settings, out, err, today=date(2026, 12, 6)) == 0  # a warning, not a failure
+    assert "hub doctor: WARNING policy of the home region: !!! the home region's policy Mengzi City (532503) ends " \
+           "on 2026-12-31, in 25 day(s)" in err.getvalue()
+    assert "HUB_POLICY_DIR" in err.getvalue() and "warn" in out.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    doctor_command(settings, out, err, today=date(2027, 1, 2))
+    assert "no policy of the home region 532503 is in force today (2027-01-02)" in err.getvalue()

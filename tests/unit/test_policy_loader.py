@@ -410,7 +410,7 @@ def test_load_policies_accepts_a_list_of_paths(tmp_path: Path) -> None:
 
 def test_bundled_region_files_load_with_risk_sections() -> None:
     """The seed regions (shared/seeds) load; each has a [risk] section and says it is illustrative."""
-    ps = {p.region: p for p in load_policies(REGIONS)}
+    ps = {p.region: p for p in load_policies(REGIONS) if p.effective_from.year < 2026}  # the seeds' own periods
     assert set(ps) == {"530000", "430511", "450100", "520000", "532503"}
     for p in ps.values():
         assert p.risk is not None and p.risk.major_disease_codes and p.illustrative
@@ -427,3 +427,22 @@ def test_bundled_region_files_load_with_risk_sections() -> None:
     # Mengzi is inside Yunnan: the longer prefix wins for a Mengzi-insured person
     assert select_policy(ps.values(), "532503", date(2022, 6, 1)).region == "532503"
     assert select_policy(ps.values(), "530102", date(2022, 6, 1)).region == "530000"
+
+
+def test_bundled_2026_files_carry_the_2025_numbers_forward_and_say_so() -> None:
+    """Issue 15: the bundled policies ended 2025-12-31, so every live discharge was ``no_policy``. The seed
+    regions with a 2021–2025 policy have a 2026 file with the same rules, marked illustrative, that says so."""
+    from dataclasses import replace
+
+    ps = load_policies(REGIONS)
+    by_period = {(p.region, p.effective_from.year): p for p in ps}
+    for region in ("430511", "530000", "532503"):
+        old = next(p for p in ps if p.region == region and p.effective_to == date(2025, 12, 31))
+        new = by_period[(region, 2026)]
+        assert (new.effective_from, new.effective_to, new.illustrative) == (date(2026, 1, 1), date(2026, 12, 31), True)
+        assert replace(new, effective_from=old.effective_from, effective_to=old.effective_to, source=old.source) == old
+        assert "ILLUSTRATIVE CARRY-FORWARD" in Path(new.source).read_text(encoding="utf-8")
+    # §2 selection: a Mengzi-insured discharge of 2026 settles under Mengzi's 2026 file, Kunming's under Yunnan's
+    assert select_policy(ps, "532503", date(2026, 12, 6)) is by_period[("532503", 2026)]
+    assert select_policy(ps, "530102", date(2026, 1, 1)) is by_period[("530000", 2026)]
+    assert select_policy(ps, "532503", date(2027, 1, 1)) is None  # the next year's file is still to be added

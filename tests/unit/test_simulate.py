@@ -137,3 +137,46 @@ def test_answer_referrals_deterministic_valid_and_some_late(province: Province) 
     due = datetime.fromisoformat("2024-03-08T10:00:00+08:00")
     assert any(datetime.fromisoformat(e.value["occurred_at"]) > due for e in a)
     assert not province.answer_referrals([{**refs[0], "state": "completed"}])
+
+
+# -- busy admissions: hub up's live demo (issue 15, item 6) ----------------------------------------------
+
+
+def test_busy_admissions_discharge_round_the_clock_from_the_first_minute() -> None:
+    """A settlement every minute needs discharges every minute, at night too, from the start: busy stays are
+    hours long and discharged at any hour, and patients already in hospital at busy_from are simulated."""
+    from datetime import timedelta
+
+    from hub.timeutil import SHANGHAI
+
+    busy_from = datetime(2026, 12, 6, 2, 30, tzinfo=SHANGHAI)  # the middle of the night in Shanghai
+    province = Province(seed=5, persons=500, start=date(2026, 12, 5), busy_per_minute=10, busy_from=busy_from)
+    window = busy_from + timedelta(hours=2)
+    events = []
+    for e in province.events():
+        if datetime.fromisoformat(e.value["occurred_at"]) >= window:
+            break
+        events.append(e)
+    times = [datetime.fromisoformat(e.value["occurred_at"]) for e in events]
+    assert times == sorted(times)
+    discharges = [t for e, t in zip(events, times, strict=True) if e.topic == "health.discharges.v1"]
+    minutes = Counter(int((t - busy_from).total_seconds() // 60) for t in discharges if t >= busy_from)
+    assert all(minutes[m] > 0 for m in range(120)), sorted(m for m in range(120) if not minutes[m])
+    busy_admissions = [t for e, t in zip(events, times, strict=True) if e.topic == "health.admissions.v1"
+                       and t.hour < 8]  # a county's own admissions come at any hour too, but only ≈0.25 a day here
+    assert busy_admissions and min(busy_admissions) >= busy_from
+    for e in events:
+        model_for_topic(e.topic).model_validate_json(json.dumps(e.value))
+
+
+def test_started_in_december_the_province_is_enrolled_for_next_year_too() -> None:
+    province = Province(seed=2, persons=200, start=date(2026, 12, 6))
+    years = Counter(e.value["year"] for e in province.events(600) if e.topic == "insurance.enrollments.v1")
+    assert years == {2026: 200, 2027: 200}
+
+
+def test_no_busy_admissions_leave_the_stream_as_it_was() -> None:
+    plain = [e.value for e in Province(seed=3, persons=300).events(1500)]
+    assert [e.value for e in Province(seed=3, persons=300, busy_per_minute=0.0).events(1500)] == plain
+    with pytest.raises(ValueError, match="time zone"):
+        Province(seed=3, persons=10, busy_per_minute=1, busy_from=datetime(2026, 1, 1))
