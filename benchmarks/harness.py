@@ -294,7 +294,7 @@ def spy(pid: int, out: Path, rate: int = 200) -> subprocess.Popen[bytes] | None:
         say("py-spy is not installed (pip install -e '.[bench]'): no profile")
         return None
     return subprocess.Popen([str(exe), "record", "--pid", str(pid), "--format", "raw", "--rate", str(rate),
-                             "--nonblocking", "--function", "--nolineno", "--output", str(out)],
+                             "--nonblocking", "--nolineno", "--output", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             preexec_fn=die_with_parent)  # noqa: PLW1509
 
@@ -311,7 +311,7 @@ def stop_spy(proc: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> Non
         proc.wait()
 
 
-def summarize_stacks(raw: Path, top: int = 25, idle: Sequence[str] = ("select", "poll", "epoll", "_run_once")
+def summarize_stacks(raw: Path, top: int = 25, idle: Sequence[str] = ("select", "poll", "epoll", "wait", "sleep")
                      ) -> str:
     """The functions most often on CPU (self) and on the stack (total) in a py-spy raw file, as text.
 
@@ -330,12 +330,12 @@ def summarize_stacks(raw: Path, top: int = 25, idle: Sequence[str] = ("select", 
             continue
         frames = stack.split(";")
         n = int(count)
-        leaf = frames[-1]
-        if any(leaf.startswith(w + " ") or leaf.startswith(w + "(") for w in idle):
+        leaf = frames[-1].split(" (", 1)[0].rsplit(".", 1)[-1]
+        if leaf in idle:
             idle_n += n
             continue
         busy += n
-        self_time[leaf] += n
+        self_time[frames[-1]] += n
         for f in set(frames):
             total[f] += n
     if not busy:

@@ -83,7 +83,8 @@ def read_records(bootstrap: str, topics: Iterable[str], since: Mapping[tuple[str
                     except Exception as exc:
                         schema, value = "undecodable", {"error": str(exc)}
                     rows.append({"topic": tp.topic, "partition": tp.partition, "offset": m.offset,
-                                 "key": m.key.decode() if m.key else None, "schema": schema, "value": value})
+                                 "key": m.key.decode() if m.key else None, "schema": schema, "value": value,
+                                 "timestamp_ms": m.timestamp})
         return rows
     finally:
         consumer.close()
