@@ -271,6 +271,34 @@ def check_against_replay(bootstrap: str, tmp: Path, answers: list[Sent]) -> tupl
     return True, f"{verdict}; {checked:,} answers = hub replay's settlements"
 
 
+async def _round_trips(bootstrap: str, n: int = 100) -> dict[str, float]:
+    """What the broker itself costs: an acks=all produce, and a transaction like the worker's (two partitions)."""
+    from aiokafka import AIOKafkaProducer
+
+    from hub.topics import probe_topic
+
+    topic, value = probe_topic().name, b"x" * 300
+    times: dict[str, list[float]] = {"produce": [], "transaction": []}
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    txn = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", transactional_id="bench-round-trip")
+    await producer.start()
+    await txn.start()
+    try:
+        for _ in range(n):
+            started = time.perf_counter()
+            await producer.send_and_wait(topic, value)
+            times["produce"].append(time.perf_counter() - started)
+        for _ in range(n // 2):
+            started = time.perf_counter()
+            async with txn.transaction():
+                await asyncio.gather(*[await txn.send(topic, value, partition=p) for p in (0, 1)])
+            times["transaction"].append(time.perf_counter() - started)
+    finally:
+        await producer.stop()
+        await txn.stop()
+    return {f"{k}_{q}": _ms(v, q) for k, v in times.items() for q in (50, 99)}
+
+
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -319,6 +347,12 @@ def measure(args: argparse.Namespace, table: Table, tmp: Path) -> None:
             wait_healthy(url, api, 60)
             first = asyncio.run(warm_up(url, warmup, 180))
             table.notes.append(f"warm-up: the first settlement was answered in {first * 1000:.0f} ms (worker start)")
+            rt = asyncio.run(_round_trips(broker.bootstrap))
+            table.notes.append(f"the broker alone (sequential, before the rates): an acks=all produce takes "
+                               f"{rt['produce_50']} ms p50 / {rt['produce_99']} ms p99 (part of *worker*: the input "
+                               "must be written before it can be fetched); a transaction of two records on two "
+                               f"partitions, begin → commit, {rt['transaction_50']} ms p50 / {rt['transaction_99']} ms "
+                               "p99 (the worker's commit, part of *→ answer*)")
             if args.profile is not None:
                 samplers = [(spy(api.pid, args.profile / "api.raw"), args.profile / "api.raw"),
                             (spy(worker.pid, args.profile / "worker.raw"), args.profile / "worker.raw")]
