@@ -74,17 +74,17 @@ class SourceConnector(ABC):
     # -- helpers the built-ins use; a new connector may too -------------------------------
     def map_row(self, row: Mapping[str, Any], *, where: str = "") -> SourceRecord | Rejected:
         """Map one department row through ``config.mapping``; a bad row becomes ``Rejected``."""
-        original = _row_bytes(row, where)
         try:
             mapped: MappedRow = map_row(self.config.mapping, row, source=self.config.source_id,
                                         pseudonym_key=self.context.pseudonym_key)
         except RecordRejected as exc:
             detail = f"{where}: {exc.detail}" if where else exc.detail
-            return Rejected(original=original, reason=exc.reason, detail=detail, field=exc.field)
+            return Rejected(original=_row_bytes(row, where), reason=exc.reason, detail=detail, field=exc.field)
         except Exception as exc:  # a row no converter foresaw must not stop the feed (it would on every retry)
             detail = f"{where}: the row could not be read ({type(exc).__name__})"
-            return Rejected(original=original, reason="invalid_input", detail=detail.lstrip(": "))
-        return SourceRecord(value=mapped.value, key=mapped.key, original=original)
+            return Rejected(original=_row_bytes(row, where), reason="invalid_input", detail=detail.lstrip(": "))
+        # The original is serialised only if the runner's schema check rejects the record after all.
+        return SourceRecord(value=mapped.value, key=mapped.key, original_of=lambda: _row_bytes(row, where))
 
 
 class SinkConnector(ABC):

@@ -23,6 +23,7 @@ number, never converted: the last digits are gone, and a guess could be another 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -74,7 +75,8 @@ class FieldSpec(BaseModel):
         return self
 
     def headers(self) -> list[str]:
-        return [_norm_header(h) for h in (self.column or "").split("|") if h.strip()]
+        """The normalised header names this field accepts (``column`` split at ``|``); computed once per column."""
+        return _split_headers(self.column or "")
 
 
 class MappingConfig(BaseModel):
@@ -104,10 +106,34 @@ class MappedRow:
     key: str
 
 
+_SPACES = re.compile(r"\s+")
+_HEADERS: dict[str, str] = {}
+"""Normalised form of header names seen (a file's header is normalised once, not once per row). Bounded: only
+short names are kept, and at most ``_HEADERS_MAX`` of them (http_ingest's keys come from the network)."""
+_HEADERS_MAX = 4096
+
+
 def _norm_header(h: object) -> str:
     """Headers compared without whitespace (exports wrap ``身份证\\n号码``) and with ASCII brackets."""
-    s = re.sub(r"\s+", "", str(h if h is not None else ""))
-    return s.replace("（", "(").replace("）", ")").replace("\ufeff", "")
+    if isinstance(h, str):
+        known = _HEADERS.get(h)
+        if known is not None:
+            return known
+    s = _SPACES.sub("", str(h if h is not None else ""))
+    s = s.replace("（", "(").replace("）", ")").replace("\ufeff", "")
+    if isinstance(h, str) and len(h) <= 64 and len(_HEADERS) < _HEADERS_MAX:
+        _HEADERS[h] = s
+    return s
+
+
+@functools.lru_cache(maxsize=1024)
+def _split_headers_cached(column: str) -> tuple[str, ...]:
+    return tuple(_norm_header(h) for h in column.split("|") if h.strip())
+
+
+def _split_headers(column: str) -> list[str]:
+    """``a|b`` → the normalised names ``[a, b]`` (columns come from configurations: few, cached)."""
+    return list(_split_headers_cached(column))
 
 
 def normalise_row(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -148,12 +174,18 @@ def event_id(source: str, natural_key: list[Any], content: dict[str, Any], *, ke
     guessed ID number, though the row holds one.
     """
     blob = json.dumps([source, natural_key, content], ensure_ascii=False, sort_keys=True, default=str)
-    mac = hmac.new(identity.derive_key(key, EVENT_ID_PURPOSE), blob.encode(), hashlib.sha256).digest()
+    mac = hmac.new(_event_id_key(key), blob.encode(), hashlib.sha256).digest()
     return str(uuid.UUID(bytes=mac[:16], version=5))
 
 
+@functools.lru_cache(maxsize=8)
+def _event_id_key(key: str | bytes) -> bytes:
+    """The event-id sub-key of a pseudonym key, derived once per key rather than once per row."""
+    return identity.derive_key(key, EVENT_ID_PURPOSE)
+
+
 def _natural_key(mapping: MappingConfig, cells: dict[str, Any]) -> list[Any]:
-    return [_cell_text(_lookup(cells, [_norm_header(c) for c in col.split("|")])) for col in mapping.natural_key]
+    return [_cell_text(_lookup(cells, _split_headers(col))) for col in mapping.natural_key]
 
 
 def _content(mapping: MappingConfig, cells: dict[str, Any]) -> dict[str, Any]:
@@ -321,6 +353,9 @@ def _datetime(raw: Any, spec: FieldSpec, _k: str) -> str:
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 _SCIENTIFIC = re.compile(r"^[0-9]+(?:\.[0-9]*)?[eE][+]?[0-9]+$")
 _EXCEL_TEXT = re.compile(r'^=\s*"(.*)"$')
+_DECIMAL_FORM = re.compile(r"^[0-9]{15,18}\.0+$")
+_GROUPED = re.compile(r"[0-9０-９]+(?:[ \-][0-9０-９]+)*[ \-]?[0-9０-９Xxｘ]?")
+_GROUP_SEPARATORS = re.compile(r"[ \-]")
 
 
 def id_text(raw: Any) -> str:
@@ -339,11 +374,11 @@ def id_text(raw: Any) -> str:
     m = _EXCEL_TEXT.match(text)
     if m:
         text = m.group(1).strip()
-    if _SCIENTIFIC.match(text) or re.match(r"^[0-9]{15,18}\.0+$", text):
+    if _SCIENTIFIC.match(text) or _DECIMAL_FORM.match(text):
         raise ValueError("the cell holds a number in scientific or decimal form (Excel rounded it to 15 "
                          "significant digits); format the column as text (文本) and export again")
-    if re.fullmatch(r"[0-9０-９]+(?:[ \-][0-9０-９]+)*[ \-]?[0-9０-９Xxｘ]?", text):
-        text = re.sub(r"[ \-]", "", text)
+    if _GROUPED.fullmatch(text):
+        text = _GROUP_SEPARATORS.sub("", text)
     return text
 
 
@@ -357,7 +392,7 @@ def _id_number(raw: Any, spec: FieldSpec, key: str) -> str:
         normalised = identity.validate_id_number(text)
     except HubValidationError as exc:
         raise RecordRejected("invalid_id_number", f"column {spec.column!r}: {exc.problem}", spec.column) from None
-    return identity.person_token(normalised, key)
+    return identity.person_token(normalised, key, validate=False)  # validated just above: not twice
 
 
 def _enum(raw: Any, spec: FieldSpec, _k: str) -> Any:
