@@ -15,8 +15,17 @@ What hostile files do, and what this module does about it (``check_xlsx`` runs b
 - One cell at ``XFD1048576`` in a 5 KB XLSX makes calamine allocate the whole 1,048,576 × 16,384 range
   (512 GiB) and abort the process. The sheet XML is streamed first and its extent measured; a sheet
   wider than ``MAX_COLUMNS`` or with more than ``MAX_CELLS`` in its extent is refused.
+  Measuring it must not cost more than reading the sheet: a 1 M-row roster has 12 M cells, and an XML parser
+  handing each element to Python took 76 µs per row (76 s per million). So the sheet's bytes are scanned with two
+  regular expressions first (:func:`_fast_extent`): when every cell and row start tag carries a plain reference
+  (``<c r="G12"``, what Excel, openpyxl and Apache POI write) the largest reference *is* the extent; when any tag
+  does not (no ``r``, another attribute first, a namespace prefix, another encoding), the exact XML parse decides,
+  as before. Fake tags inside comments or CDATA can only make the extent larger (refused), never smaller.
 - A zip bomb (a few KB that inflate to GBs): members larger than ``MAX_UNCOMPRESSED`` in total, or
-  compressed more than ``MAX_RATIO`` to 1, are refused before anything is inflated.
+  compressed more than ``MAX_RATIO`` to 1, are refused before anything is inflated. ``MAX_UNCOMPRESSED`` is 1 GiB:
+  a full sheet (1,048,576 rows) of a 12-column roster written with inline strings (openpyxl's write-only mode,
+  POI's streaming writer) inflates to ≈0.7 GB; what calamine keeps in memory is bounded by ``MAX_CELLS`` and the
+  text of the cells (a 1 M-row roster: ≈1.5 GB resident while it is read, measured by benchmarks/roster_load.py).
 - Only ``.xlsx``/``.xlsm`` and ``.csv``/``.txt``/``.tsv`` are read (``.xls``/``.ods`` cannot be checked
   this way: save them as ``.xlsx``).
 """
@@ -37,7 +46,7 @@ from connectors.sdk.mapping import _norm_header
 HEADER_SEARCH_ROWS = 30
 MAX_COLUMNS = 1024
 MAX_CELLS = 20_000_000
-MAX_UNCOMPRESSED = 512 * 1024 * 1024
+MAX_UNCOMPRESSED = 1024 * 1024 * 1024
 MAX_RATIO = 200
 
 
@@ -96,9 +105,90 @@ def _col_number(letters: bytes) -> int:
     return n
 
 
+_PREFIXED = re.compile(rb"<[^\s<>/!?]*:")
+_CELL_REF = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"[\s/>]')
+_ROW_REF = re.compile(rb'<row r="([0-9]{1,7})"[\s/>]')
+_CELL_TAG = re.compile(rb"<c[\s/>]")
+_ROW_TAG = re.compile(rb"<row[\s/>]")
+_DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']+)["']""")
+
+
+def _fast_extent(fh: Any, chunk: int = 1 << 20) -> tuple[int, int] | None:
+    """(rows, columns) of a sheet read as bytes, or None when a tag has no plain reference (then parse it).
+
+    No tag may have a namespace prefix, and every start tag of a cell (``<c`` then whitespace, ``/`` or ``>``) must
+    be ``<c r="LETTERS DIGITS"``, every row tag ``<row r="DIGITS"``; then the largest of those references is the
+    extent. The bytes are cut at the last ``<`` of each chunk (an attribute value cannot hold ``<``), so no tag
+    is split between two chunks.
+    """
+    rows = cols = 0
+    carry = b""
+    first = True
+    while True:
+        data = fh.read(chunk)
+        buf = carry + data
+        if first:
+            first = False
+            declared = _DECLARED.match(buf)
+            if b"\x00" in buf[:256] or (declared and declared.group(1).lower() not in (b"utf-8", b"utf8")):
+                return None  # UTF-16 or another encoding: the byte patterns do not apply
+        if data:
+            cut = buf.rfind(b"<")
+            if cut < 0:
+                carry = buf
+                continue
+            body, carry = buf[:cut], buf[cut:]
+        else:
+            body, carry = buf, b""
+        if _PREFIXED.search(body):
+            return None  # a namespace prefix (<x:c …>): not what the patterns below count
+        refs = _CELL_REF.findall(body)
+        row_refs = _ROW_REF.findall(body)
+        if len(refs) != len(_CELL_TAG.findall(body)) or len(row_refs) != len(_ROW_TAG.findall(body)):
+            return None
+        if refs:
+            letters = max({c for c, _ in refs}, key=lambda c: (len(c), c))
+            cols = max(cols, _col_number(letters))
+            rows = max(rows, max(int(r) for r in {r for _, r in refs}))
+        if row_refs:
+            rows = max(rows, max(int(r) for r in set(row_refs)))
+        if not data:
+            return rows, cols
+
+
+def _refuse_extent(name: str, rows: int, cols: int) -> None:
+    if cols > MAX_COLUMNS or rows * max(cols, 1) > MAX_CELLS:
+        raise UnreadableFile(
+            f"sheet {name.rsplit('/', 1)[-1]} spans at least {rows} rows × {cols} columns (a cell "
+            f"far away, e.g. XFD1048576): more than {MAX_COLUMNS} columns or {MAX_CELLS} cells; "
+            "delete the stray cells and save again")
+
+
+def _parsed_extent(fh: Any, name: str) -> tuple[int, int]:
+    """(rows, columns) of a sheet from its parsed XML (any encoding, prefix, attribute order); refuses as soon
+    as the extent passes the limits. A cell without ``r`` takes the next column, a row without ``r`` the next row."""
+    from xml.etree.ElementTree import iterparse
+
+    rows = cols = 0
+    row_no = 0
+    for _event, el in iterparse(fh, events=("end",)):
+        tag = el.tag.rsplit("}", 1)[-1]
+        if tag == "c":
+            m = _COLUMN.match((el.get("r") or "").encode())
+            col = _col_number(m.group(1)) if m else cols + 1
+            cols = max(cols, col)
+            rows = max(rows, int(m.group(2)) if m else row_no)
+        elif tag == "row":
+            row_no = int(el.get("r") or row_no + 1)
+            rows = max(rows, row_no)
+            el.clear()
+        _refuse_extent(name, rows, cols)
+    return rows, cols
+
+
 def check_xlsx(data: bytes) -> None:
     """Refuse an XLSX that would exhaust memory when read (see the module docstring); cheap and streaming."""
-    from xml.etree.ElementTree import ParseError, iterparse
+    from xml.etree.ElementTree import ParseError
 
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
@@ -116,28 +206,15 @@ def check_xlsx(data: bytes) -> None:
         for name in (i.filename for i in infos):
             if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
                 continue
-            rows = cols = 0
-            row_no = 0
             try:
                 with zf.open(name) as fh:
-                    for _event, el in iterparse(fh, events=("end",)):
-                        tag = el.tag.rsplit("}", 1)[-1]
-                        if tag == "c":
-                            m = _COLUMN.match((el.get("r") or "").encode())
-                            col = _col_number(m.group(1)) if m else cols + 1
-                            cols = max(cols, col)
-                            rows = max(rows, int(m.group(2)) if m else row_no)
-                        elif tag == "row":
-                            row_no = int(el.get("r") or row_no + 1)
-                            rows = max(rows, row_no)
-                            el.clear()
-                        if cols > MAX_COLUMNS or rows * max(cols, 1) > MAX_CELLS:
-                            raise UnreadableFile(
-                                f"sheet {name.rsplit('/', 1)[-1]} spans at least {rows} rows × {cols} columns (a cell "
-                                f"far away, e.g. XFD1048576): more than {MAX_COLUMNS} columns or {MAX_CELLS} cells; "
-                                "delete the stray cells and save again")
-            except (ParseError, zipfile.BadZipFile, ValueError, RuntimeError, EOFError) as exc:
+                    extent = _fast_extent(fh)
+                if extent is None:  # a tag the byte patterns do not cover: parse the XML
+                    with zf.open(name) as fh:
+                        extent = _parsed_extent(fh, name)
+            except (ParseError, zipfile.BadZipFile, ValueError, RuntimeError, EOFError, OSError) as exc:
                 raise UnreadableFile(f"sheet {name.rsplit('/', 1)[-1]} is not valid XML: {exc}") from None
+            _refuse_extent(name, *extent)
 
 
 def xlsx_rows(path: Path, sheet: str | int = 0, data: bytes | None = None) -> list[tuple[int, list[Any]]]:
