@@ -202,8 +202,8 @@ def person_token(id_number: str, key: str | bytes, *, validate: bool = True,
     128 bits of the MAC keep accidental collisions out of reach for any population.
     """
     number = validate_id_number(id_number, today=today) if validate else normalise(id_number)
-    mac = hmac.new(_key_bytes(key), number.encode("utf-8"), hashlib.sha256)
-    return TOKEN_PREFIX + mac.hexdigest()[:TOKEN_HEX_CHARS]
+    mac = hmac.digest(_key_bytes(key), number.encode("utf-8"), "sha256")  # one call: millions per roster
+    return TOKEN_PREFIX + mac.hex()[:TOKEN_HEX_CHARS]
 
 
 def is_person_token(value: object) -> bool:

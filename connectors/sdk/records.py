@@ -44,6 +44,9 @@ class SourceRecord:
     original: bytes | None = None
     on_delivered: Callable[[], None] | None = None
     on_failed: Callable[[str], None] | None = None
+    encoded: bytes | None = None
+    """The value already checked and Avro-encoded by :func:`connectors.sdk.runner.checked_value` (a source that
+    maps rows in worker processes encodes there too: connectors/sdk/parallel.py); the runner then sends it as is."""
     original_of: Callable[[], bytes] | None = None
     """Builds ``original`` when it is needed (a bulk source maps millions of rows and the schema refuses
     almost none: serialising every row for a dead letter it will not have costs more than mapping it)."""

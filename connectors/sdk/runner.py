@@ -176,10 +176,7 @@ class SourceRunner:
         topic = rec.topic or self.config.topic
         schema = rec.schema or self.config.schema_name
         try:
-            value = encode_event(schema, rec.value)
-            if len(value) > MAX_RECORD_BYTES:
-                raise RecordRejected("record_too_large", f"{schema}: the event encodes to {len(value)} bytes, more "
-                                     f"than {MAX_RECORD_BYTES}; a field holds far more than it should")
+            value = checked_value(schema, rec)
         except RecordRejected as exc:
             failed, detail = rec.on_failed, exc.detail
             self._reject(Rejected(original=rec.original_bytes(), reason=exc.reason, detail=detail, key=rec.key,
@@ -342,6 +339,16 @@ def _audit_for(config: SinkConfig) -> Any:
     settings = get_settings()
     path = config.resolve(config.audit_log) if config.audit_log else settings.audit_log
     return AuditLog(path, audit_key(settings.audit_key)) if path else None
+
+
+def checked_value(schema: str, rec: SourceRecord) -> bytes:
+    """The value of ``rec`` as it goes on the topic: encoded by :func:`encode_event` (or already, by a worker
+    process running this same function), and within ``MAX_RECORD_BYTES``; else ``RecordRejected``."""
+    value = rec.encoded if rec.encoded is not None else encode_event(schema, rec.value)
+    if len(value) > MAX_RECORD_BYTES:
+        raise RecordRejected("record_too_large", f"{schema}: the event encodes to {len(value)} bytes, more "
+                             f"than {MAX_RECORD_BYTES}; a field holds far more than it should")
+    return value
 
 
 def encode_event(schema: str, value: Mapping[str, Any]) -> bytes:
