@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -88,7 +89,7 @@ def csv_rows(data: bytes, encoding: str = "auto") -> list[tuple[int, list[Any]]]
     try:
         start = 1
         for cells in reader:
-            out.append((start, list(cells)))
+            out.append((start, cells))
             start = reader.line_num + 1
     except csv.Error as exc:
         raise UnreadableFile(f"line {reader.line_num}: {exc}") from None
@@ -252,20 +253,62 @@ def find_header(rows: list[tuple[int, list[Any]]], required: list[list[str]],
     raise UnreadableFile(f"no header row with all of [{wanted}] in the first {HEADER_SEARCH_ROWS} rows")
 
 
+def row_cells(header: Sequence[str], cells: Sequence[Any]) -> dict[str, Any]:
+    """``{header: cell}`` of one data row (unnamed columns left out, missing trailing cells None)."""
+    return {name: (cells[j] if j < len(cells) else None) for j, name in enumerate(header) if name}
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """A parsed department file: found header, data lines kept as lists, each row's dict built when it is read.
+
+    Why not a list of row dicts: a 1 M-row roster's dicts alone take ≈0.7 GB; the lists are needed anyway.
+    """
+
+    lines: list[tuple[int, list[Any]]]
+    start: int
+    """Index in ``lines`` of the first line below the header."""
+    header: list[str]
+
+    def data(self, after: int = 0) -> Iterator[tuple[int, list[Any]]]:
+        """(row number, cells) of every non-blank line below the header numbered above ``after``."""
+        for n, cells in itertools.islice(self.lines, self.start, None):
+            if n > after and not _blank(cells):
+                yield n, cells
+
+    def rows(self, after: int = 0) -> Iterator[Row]:
+        for n, cells in self.data(after):
+            yield Row(n, row_cells(self.header, cells))
+
+    @property
+    def last(self) -> int | None:
+        """Number of the last non-blank row below the header (None: no data)."""
+        for n, cells in reversed(self.lines[self.start:]):
+            if not _blank(cells):
+                return n
+        return None
+
+    def count(self, after: int = 0) -> int:
+        """Lines below the header numbered above ``after`` (blank ones included: an upper bound of the rows)."""
+        return sum(1 for n, _ in itertools.islice(self.lines, self.start, None) if n > after)
+
+
 def table(rows: list[tuple[int, list[Any]]], required: list[list[str]],
           header_row: int | None = None) -> Iterator[Row]:
     """Rows under the header as ``{header: cell}``, blank rows skipped."""
+    yield from sheet_of(rows, required, header_row).rows()
+
+
+def sheet_of(rows: list[tuple[int, list[Any]]], required: list[list[str]], header_row: int | None = None) -> Sheet:
+    """The :class:`Sheet` of parsed lines: its header found (or ``UnreadableFile``) now, its rows on demand."""
     h = find_header(rows, required, header_row)
-    header = [_norm_header(c) for c in rows[h][1]]
-    for n, cells in rows[h + 1:]:
-        if _blank(cells):
-            continue
-        yield Row(n, {name: (cells[j] if j < len(cells) else None) for j, name in enumerate(header) if name})
+    return Sheet(rows, h + 1, [_norm_header(c) for c in rows[h][1]])
 
 
-def read_table(path: Path, required: list[list[str]], *, encoding: str = "auto", sheet: str | int = 0,
-               header_row: int | None = None, data: bytes | None = None) -> list[Row]:
-    """A department file as numbered rows, whatever its format (by suffix); ``data``: its bytes, if read."""
+def open_table(path: Path, required: list[list[str]], *, encoding: str = "auto", sheet: str | int = 0,
+               header_row: int | None = None, data: bytes | None = None) -> Sheet:
+    """A department file parsed whatever its format (by suffix); ``data``: its bytes, if read. Everything that
+    can make the file unreadable (encoding, format, no header) is found here, before any row is handed out."""
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         rows = xlsx_rows(path, sheet, data)
@@ -273,4 +316,10 @@ def read_table(path: Path, required: list[list[str]], *, encoding: str = "auto",
         rows = csv_rows(path.read_bytes() if data is None else data, encoding)
     else:
         raise UnreadableFile(f"unsupported file type {suffix!r} (expected .csv or .xlsx; save .xls/.ods as .xlsx)")
-    return list(table(rows, required, header_row))
+    return sheet_of(rows, required, header_row)
+
+
+def read_table(path: Path, required: list[list[str]], *, encoding: str = "auto", sheet: str | int = 0,
+               header_row: int | None = None, data: bytes | None = None) -> list[Row]:
+    """A department file as numbered rows, whatever its format (by suffix); ``data``: its bytes, if read."""
+    return list(open_table(path, required, encoding=encoding, sheet=sheet, header_row=header_row, data=data).rows())
