@@ -42,7 +42,10 @@ lint: $(STAMP)
 
 test: $(STAMP) system-deps lint
 	$(BIN)/hub schemas check
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	@# A temp root of its own: pytest prunes older numbered temp dirs under a shared root, which took a
+	@# concurrent session's PostgreSQL data dir away mid-run.
+	tmp=$$(mktemp -d -t hub-pytest-XXXXXX) && PYTEST_DEBUG_TEMPROOT=$$tmp $(BIN)/python -m pytest -q -p no:cacheprovider; \
+	  rc=$$?; rm -rf $$tmp; exit $$rc
 
 # The long run of tests/hostile (counts go to RELIABILITY.md); `make test` runs the same tests CI-sized.
 hostile: $(STAMP) system-deps

@@ -18,6 +18,10 @@ def main() -> int:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log = logging.getLogger("hub.worker")
+    # The Kafka clients log every connection and metadata refresh at INFO (the reaper's admin client every
+    # 10 s): the worker's log is for what the hub does, so they speak from WARNING up.
+    for noisy in ("kafka", "aiokafka"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     if settings.broker == "embedded":
         sys.stderr.write(
             "hub worker: HUB_BROKER is 'embedded'; a worker joins a running broker. Start everything with "

@@ -90,7 +90,8 @@ def register_all(app: faust.App, bootstrap: str, app_id: str) -> type:
     # Live, the wall clock advances event time so escalations fire on a quiet day (§5.1, §8.3). `hub up`'s
     # accelerated simulator runs on event time only: HUB_WALL_CLOCK=0.
     options = StreamOptions(app_id=app_id, batch_max=settings.batch_max, tick_seconds=settings.tick_seconds,
-                            wall_clock=settings.wall_clock)
+                            wall_clock=settings.wall_clock, store=settings.store,
+                            data_dir=Path(settings.data_dir) / "worker")
     for warning in policy_expiry_warnings():
         log.warning("policy: %s", warning)
 

@@ -39,13 +39,13 @@ def _at(value: dict[str, Any]) -> str:
     return value["occurred_at"].astimezone(SHANGHAI).isoformat()
 
 
-def monitor_line(topic: str, v: dict[str, Any]) -> dict[str, Any] | None:
+def monitor_line(topic: str, v: dict[str, Any], with_time: bool = True) -> dict[str, Any] | None:
     """The ``hub monitor`` (§7) line an input event stands for; None for discharges (settled first).
 
     Building the §7 line and parsing it with the same ``parse_input`` as ``hub monitor`` means the
     stream validates exactly as the reference command does (an owner check, an unknown category …).
     """
-    at = _at(v)
+    at = _at(v) if with_time else None
     if topic in STATUS_TOPICS:
         line = {"type": "status", "at": at, "person": v["person_token"], "source": STATUS_TOPICS[topic],
                 "categories": list(v["categories"])}
@@ -83,10 +83,10 @@ def monitor_input(topic: str, v: dict[str, Any]) -> MonitorInput | None:
     A referral update carries its sender (``department``, from the edge's credential), which §7 lines do
     not: only the department a referral is addressed to may move it.
     """
-    line = monitor_line(topic, v)
+    line = monitor_line(topic, v, with_time=False)
     if line is None:
         return None
-    inp = parse_input(line)
+    inp = parse_input(line, at=v["occurred_at"].astimezone(SHANGHAI))
     if isinstance(inp, ReferralUpdateInput) and v.get("department"):
         inp = dataclasses.replace(inp, department=v["department"])
     return inp

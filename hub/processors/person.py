@@ -34,6 +34,7 @@ from typing import Any
 from hub import codec
 from hub.deadletter import dead_letter
 from hub.errors import HubError
+from hub.identity import TOKEN_PATTERN
 from hub.policy.loader import select_policy
 from hub.policy.model import Policy
 from hub.policy.monitor.inputs import SettlementInput
@@ -44,8 +45,8 @@ from hub.processors.convert import discharge_item, monitor_input, output_record,
 from hub.processors.dedupe import digest
 from hub.processors.merge import UNKNOWN_TIME, Fetched
 from hub.processors.partitioning import partition_for
-from hub.processors.referral import open_referral_counts
-from hub.processors.task import TaskState, to_us
+from hub.processors.store import Backend
+from hub.processors.task import Restorer, TaskState, to_us
 from hub.timeutil import SHANGHAI
 from hub.topics import BY_NAME, DEAD_LETTERS, MERGE_RANK, PARTITIONS
 
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 
 DISCHARGES = "health.discharges.v1"
 FACILITIES = "health.facilities.v1"
+_FREE_SUBJECT_TOPICS = frozenset({FACILITIES, "department.referral-updates.v1"})
+"""Topics whose subject may be a facility code (a facility_gap referral's answer names its facility)."""
 SOURCE = "person-processor"
 MAX_OUTPUT_BYTES = 900_000
 """An output record larger than this (Kafka's default ``max.message.bytes`` is ≈1 MB) becomes a dead
@@ -107,11 +110,16 @@ class PersonLogic:
         """The schema store the logic encodes with (the shell decodes with it too)."""
         return self._store
 
-    def new_task(self, partition: int) -> TaskState:
-        return TaskState(partition, self.timeline)
+    def new_task(self, partition: int, backend: Backend | None = None) -> TaskState:
+        return TaskState(partition, self.timeline, backend)
 
-    def restore_task(self, partition: int, records: Iterable[tuple[bytes, bytes]]) -> TaskState:
-        return TaskState.restore(partition, self.timeline, records)
+    def restore_task(self, partition: int, records: Iterable[tuple[bytes, bytes | None]],
+                     backend: Backend | None = None) -> TaskState:
+        return TaskState.restore(partition, self.timeline, records, backend)
+
+    def restorer(self, partition: int, backend: Backend | None = None) -> Restorer:
+        """Feed a task's state records in log order; ``finish()`` gives the task (see :class:`Restorer`)."""
+        return Restorer(partition, self.timeline, backend)
 
     # -- batches -----------------------------------------------------------------------------------
 
@@ -158,8 +166,7 @@ class PersonLogic:
             if engine.clock is None:
                 continue
             routes = self.timeline.lookup(engine.clock.astimezone(SHANGHAI).date())[0].routes
-            subjects = [*engine.persons.values(), *engine.facilities.values()]
-            total.update(open_referral_counts(subjects, routes, engine.clock))
+            total.update(task.open_referrals(routes))
         return total
 
     def take_fallbacks(self) -> dict[str, int]:
@@ -221,6 +228,11 @@ class PersonLogic:
         if subject is None:
             self._dead(task, r, "invalid_input", "the record names no subject (person_token / facility_code)",
                        result)
+            return
+        if r.topic not in _FREE_SUBJECT_TOPICS and TOKEN_PATTERN.match(subject) is None:
+            # The edge validates this too; a writer that bypasses it must not put a raw identifier in the state.
+            self._dead(task, r, "invalid_input", "person_token is not a pseudonymous token (p_ + 32 hex, "
+                       "hub.identity.person_token)", result)
             return
         ident = self.identify(r)
         if ident is None:

@@ -38,6 +38,7 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import mode
@@ -50,6 +51,7 @@ from hub.processors.membership import client_id, reap_dead_members
 from hub.processors.merge import PartitionGroup
 from hub.processors.partitioning import partition_for
 from hub.processors.person import BatchResult, PersonLogic, decode_input
+from hub.processors.store import open_backend
 from hub.processors.task import TaskState
 from hub.topics import INPUT_TOPICS, PARTITIONS, state_topic
 
@@ -83,6 +85,9 @@ class StreamOptions:
     max_failures: int = 3
     failure_window: float = 60.0
     partitions: int = PARTITIONS
+    store: str = "memory://"
+    """``HUB_STORE``: where a task keeps its subjects (:mod:`hub.processors.store`)."""
+    data_dir: Path = Path(".hub-data/worker")
 
 
 @dataclass
@@ -102,6 +107,32 @@ class _Task:
     committed: dict[str, int] = field(default_factory=dict)
     """Input offsets last committed to the group (inside a transaction), per topic."""
     last_offsets_commit: float = 0.0
+
+
+Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]] | None]
+"""(key, value, headers) of one record to produce."""
+
+
+async def append_records(producer: AIOKafkaProducer, topic: str, partition: int, records: list[Record]) -> list[Any]:
+    """Send ``records`` to one topic-partition as record batches of at most ``max_batch_size``; their futures.
+
+    Why by hand: one ``send()`` per record costs a coroutine and a future each (a fifth of the worker's
+    time when measured), and one record batch per partition and transaction crossed the broker's
+    ``max.message.bytes`` (≈1 MB) — the crash loop this worker once had. A record larger than a batch goes
+    alone in its own batch (the rules keep outputs below Kafka's limit; state records are small).
+    """
+    futures: list[Any] = []
+    builder = producer.create_batch()
+    for key, value, headers in records:
+        if builder.append(timestamp=None, key=key, value=value, headers=headers or []) is None:
+            builder.close()
+            futures.append(await producer.send_batch(builder, topic, partition=partition))
+            builder = producer.create_batch()
+            builder.append(timestamp=None, key=key, value=value, headers=headers or [])
+    builder.close()
+    if builder.record_count():
+        futures.append(await producer.send_batch(builder, topic, partition=partition))
+    return futures
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -135,6 +166,7 @@ class PersonStream(mode.Service):
         self.lag: dict[tuple[str, int], int] = {}
         self._last_policy_check = -1e9
         self._worked = False
+        self._last_gauge = 0.0
         self.processed = 0
         super().__init__(**kwargs)
 
@@ -198,6 +230,7 @@ class PersonStream(mode.Service):
                     await self._guard(self._commit_offsets(task), 3.0, f"commit offsets of task {task.partition}")
                     task.status = "suspended"
                 task.group.clear()
+                task.throttled.clear()  # the new assignment starts unpaused
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         """After a rebalance: close tasks not kept, resume kept ones where their state says, restore new ones."""
@@ -218,6 +251,10 @@ class PersonStream(mode.Service):
                     await self._seek_to_state(task)
                     task.status = "running"
                     continue
+                if task is not None and task.status == "restoring" and task.restore is not None \
+                        and not task.restore.done():
+                    self.consumer.pause(*task.tps)  # still restoring: it seeks its inputs when done
+                    continue
                 if task is None:
                     task = self.tasks[p] = _Task(p, tps, PartitionGroup(INPUT_TOPICS))
                 self._start_restore(task)
@@ -225,6 +262,8 @@ class PersonStream(mode.Service):
 
     def _start_restore(self, task: _Task) -> None:
         assert self.consumer is not None
+        if task.restore is not None and not task.restore.done():
+            task.restore.cancel()  # never two restores of one task: they would fence each other
         task.status = "restoring"
         task.group.clear()
         self.consumer.pause(*task.tps)
@@ -252,17 +291,27 @@ class PersonStream(mode.Service):
             )
             await producer.start()  # InitProducerId: fences a zombie owner and aborts its open transaction
             task.producer = producer
-            records = await self._read_state(p)
-            state = await asyncio.get_running_loop().run_in_executor(
-                None, self.logic.restore_task, p, records.items())
-            async with self._lock:
-                if self.tasks.get(p) is not task or task.status != "restoring":
-                    return  # revoked meanwhile
-                task.state = state
-                await self._seek_to_state(task)
-                task.status = "running"
-                assert self.consumer is not None
-                self.consumer.resume(*task.tps)
+            if task.state is not None:
+                task.state.close()
+                task.state = None
+            backend = open_backend(self.options.store, self.options.data_dir, self.options.app_id, p)
+            adopted = False
+            try:
+                restorer = self.logic.restorer(p, backend)
+                await self._read_state(p, restorer.add)
+                state = restorer.finish()
+                async with self._lock:
+                    if self.tasks.get(p) is not task or task.status != "restoring":
+                        return  # revoked meanwhile
+                    task.state = state
+                    adopted = True
+                    await self._seek_to_state(task)
+                    task.status = "running"
+                    assert self.consumer is not None
+                    self.consumer.resume(*task.tps)
+            finally:
+                if not adopted:
+                    backend.close()
             log.info("task %d restored in %.1f s: %s", p, time.monotonic() - started, state.summary())
         except asyncio.CancelledError:
             raise
@@ -272,14 +321,13 @@ class PersonStream(mode.Service):
             if self.metrics is not None:
                 self.metrics.set_state_restoring(p, False)
 
-    async def _read_state(self, p: int) -> dict[bytes, bytes]:
-        """The latest committed value of every key of partition ``p`` of the state topic."""
+    async def _read_state(self, p: int, add: Any) -> None:
+        """Feed every committed record of partition ``p`` of the state topic to ``add(key, value)``, in order."""
         tp = TopicPartition(self.state_topic, p)
         reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap.split(","), enable_auto_commit=False,
                                   isolation_level="read_committed", client_id=f"{client_id()}/restore-{p}",
                                   max_partition_fetch_bytes=16 * 1024 * 1024, **aiokafka_options())
         await reader.start()
-        data: dict[bytes, bytes] = {}
         try:
             reader.assign([tp])
             await reader.seek_to_beginning(tp)
@@ -288,16 +336,13 @@ class PersonStream(mode.Service):
             while await reader.position(tp) < end:
                 batch = await reader.getmany(tp, timeout_ms=1000, max_records=50_000)
                 for msg in batch.get(tp, ()):
-                    if msg.value is None:
-                        data.pop(msg.key, None)
-                    else:
-                        data[msg.key] = msg.value
+                    add(msg.key, msg.value)
                     n += 1
                 self._inc("state_restore_records", len(batch.get(tp, ())), partition=str(p))
-            log.info("task %d: read %d state record(s), %d key(s), from %s", p, n, len(data), self.state_topic)
+                await asyncio.sleep(0)  # heartbeats and other tasks go on during a long restore
+            log.info("task %d: read %d state record(s) from %s", p, n, self.state_topic)
         finally:
             await reader.stop()
-        return data
 
     async def _seek_to_state(self, task: _Task) -> None:
         """Position every input of the task at the first offset its state has not applied."""
@@ -317,6 +362,9 @@ class PersonStream(mode.Service):
         task.status = "closed"
         if task.restore is not None and not task.restore.done():
             task.restore.cancel()
+        if task.state is not None:
+            task.state.close()
+            task.state = None
         if task.producer is not None:
             producer, task.producer = task.producer, None
             await self._guard(producer.stop(), 3.0, f"stop the producer of task {task.partition}")
@@ -464,15 +512,19 @@ class PersonStream(mode.Service):
         return True
 
     async def _tick(self, now: float) -> None:
-        """§8.3: the wall clock moves a task only while every one of its topic-partitions is caught up."""
-        if not self.options.wall_clock:
-            return
-        for task in self.tasks.values():
-            if (task.status == "running" and task.state is not None and task.group.idle()
-                    and now - task.last_tick >= self.options.tick_seconds):
-                task.last_tick = now
-                await self._commit(task, self.logic.tick(task.state, now))
-        if self.metrics is not None:
+        """§8.3: the wall clock moves a task only while every one of its topic-partitions is caught up.
+
+        Every ``tick_seconds`` also refreshes the open-referral gauge (whether or not the wall clock drives
+        the rules: ``hub up``'s simulator runs on event time).
+        """
+        if self.options.wall_clock:
+            for task in self.tasks.values():
+                if (task.status == "running" and task.state is not None and task.group.idle()
+                        and now - task.last_tick >= self.options.tick_seconds):
+                    task.last_tick = now
+                    await self._commit(task, self.logic.tick(task.state, now))
+        if self.metrics is not None and now - self._last_gauge >= self.options.tick_seconds:
+            self._last_gauge = now
             self.metrics.set_referrals_open(self.logic.open_referrals(
                 t.state for t in self.tasks.values() if t.state is not None))
 
@@ -511,30 +563,17 @@ class PersonStream(mode.Service):
         assert producer is not None and task.state is not None
         await producer.begin_transaction()
         try:
-            futures: list[Any] = []
-            builders: dict[tuple[str, int], Any] = {}
-
-            async def add(topic: str, partition: int, key: bytes | None, value: bytes | None,
-                          headers: list[tuple[str, bytes]] | None) -> None:
-                builder = builders.get((topic, partition))
-                if builder is None:
-                    builder = builders[(topic, partition)] = producer.create_batch()
-                if builder.append(timestamp=None, key=key, value=value, headers=headers or []) is None:
-                    builder.close()
-                    futures.append(await producer.send_batch(builder, topic, partition=partition))
-                    builder = builders[(topic, partition)] = producer.create_batch()
-                    builder.append(timestamp=None, key=key, value=value, headers=headers or [])
-
+            groups: dict[tuple[str, int], list[Record]] = {}
             n = self.options.partitions
             if result is not None:
                 for topic, key, value, headers in result.outputs:
-                    await add(topic, partition_for(key, n) if key is not None else task.partition, key, value,
-                              headers)
-                for key, value in result.state.items():
-                    await add(self.state_topic, task.partition, key, value, None)
-            for (topic, partition), builder in builders.items():
-                builder.close()
-                futures.append(await producer.send_batch(builder, topic, partition=partition))
+                    part = partition_for(key, n) if key is not None else task.partition
+                    groups.setdefault((topic, part), []).append((key, value, headers))
+                if result.state:
+                    groups[(self.state_topic, task.partition)] = [(k, v, None) for k, v in result.state.items()]
+            futures: list[Any] = []
+            for (topic, part), records in groups.items():
+                futures += await append_records(producer, topic, part, records)
             await asyncio.gather(*futures)
             if offsets:
                 await producer.send_offsets_to_transaction(
@@ -564,7 +603,9 @@ class PersonStream(mode.Service):
             await self._fatal(RuntimeError(f"task {task.partition}: {what} failed {len(task.failures)} times "
                                            f"within {self.options.failure_window:.0f} s; last: {exc!r}"))
             return
-        task.state = None
+        if task.state is not None:
+            task.state.close()
+            task.state = None
         self._start_restore(task)
 
     async def _fatal(self, exc: BaseException) -> None:

@@ -52,6 +52,8 @@ class Schedule:
     """Stop (SIGTERM) the first worker once this share of the outputs is out (a second one keeps going)."""
     restart_at: float | None = None
     """Stop (SIGTERM) the worker once this share of the outputs is out, and start a new one at once."""
+    store: str = "memory://"
+    """``HUB_STORE`` of the workers: where a task keeps its subjects (``rocksdb://`` on local disk)."""
 
 
 @dataclass
@@ -164,7 +166,7 @@ def _produce(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
 
 def _run_workers(bootstrap: str, tmp: Path, schedule: Schedule, expected: int,
                  timeout: float) -> tuple[dict[tuple[str, str], str], list[str]]:
-    env = {"HUB_WALL_CLOCK": "0", "HUB_BATCH_MAX": str(schedule.batch_max)}
+    env = {"HUB_WALL_CLOCK": "0", "HUB_BATCH_MAX": str(schedule.batch_max), "HUB_STORE": schedule.store}
     n = 0
 
     def start() -> subprocess.Popen[bytes]:
@@ -197,6 +199,7 @@ def _run_workers(bootstrap: str, tmp: Path, schedule: Schedule, expected: int,
                 workers.remove(first)
                 first = start()
                 workers.append(first)
+                _processing_again(bootstrap, first, tmp, within=30.0)
             elif what == "second":
                 workers.append(start())
             elif what == "stop_first" and len(workers) > 1:
@@ -210,6 +213,19 @@ def _run_workers(bootstrap: str, tmp: Path, schedule: Schedule, expected: int,
         for w in workers:
             stop_process(w)
     return by_event_id(rows), [_logs(tmp)]
+
+
+def _processing_again(bootstrap: str, worker: subprocess.Popen[bytes], tmp: Path, within: float) -> None:
+    """Issue 14: a worker restarted at once after a SIGKILL (or a stop) is processing again within 30 s."""
+    started, outputs = time.monotonic(), output_count(bootstrap)
+    while time.monotonic() - started < within:
+        if output_count(bootstrap) > outputs or group_lag(bootstrap, APP_ID, INPUT_TOPICS) == 0:
+            return
+        if worker.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise AssertionError(f"the restarted worker did not process anything within {within:.0f} s:\n"
+                         + _logs(tmp)[-6000:])
 
 
 def _wait_idle(bootstrap: str, workers: list[subprocess.Popen[bytes]], deadline: float, idle: float = 2.5) -> bool:

@@ -144,7 +144,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         procs.append(up)
         bootstrap = up.wait_for(r"^broker: (\S+)$", 90).group(1)
         worker_metrics = up.wait_for(r"^metrics: http://(\S+)/metrics$", 30).group(1)
-        edge = {**base_env, "HUB_BROKER": f"kafka://{bootstrap}", "HUB_METRICS_PORT": "0", "HUB_API_PORT": "0"}
+        # outside the embedded broker the edge refuses development or weak secrets (hub.keys): real-looking ones
+        edge = {**base_env, "HUB_BROKER": f"kafka://{bootstrap}", "HUB_METRICS_PORT": "0", "HUB_API_PORT": "0",
+                "HUB_PSEUDONYM_KEY": "observability-test-pseudonym-key-40-chars",
+                "HUB_API_TOKENS": '{"H532503001": "observability-test-api-token-0123456789"}'}
 
         api = _Proc([sys.executable, "-m", "hub.cli", "api", "--port", "0"], edge, tmp, tmp / "hub-api.log")
         procs.append(api)
@@ -162,7 +165,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
         # a counter request the API refuses (no ID number): the counter API's outcome series shows
         req = urllib.request.Request(f"{api_url}/v1/discharges", data=b"{}", method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": "Bearer observability-test-api-token-0123456789"})
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(req, timeout=10)
         assert refused.value.code == 422

@@ -48,6 +48,7 @@ def schedules(draw: st.DrawFn) -> Schedule:
         batch_max=draw(st.sampled_from([1, 3, 50, 500, 2000, 5000])),
         kill_at=draw(st.none() | st.floats(0.05, 0.9)),
         restart_at=draw(st.none() | st.floats(0.05, 0.9)),
+        store=draw(st.sampled_from(["memory://", "rocksdb://"])),
         second_worker_at=second,
         stop_first_at=None if second is None else draw(st.none() | st.floats(second + 0.05, 0.95)),
     )
@@ -68,6 +69,7 @@ def check(schedule: Schedule) -> None:
                            ("health.family-doctor.v1", 0.6, 100)), batch_max=50, kill_at=0.4))
 @example(Schedule(batch_max=200, second_worker_at=0.2, stop_first_at=0.6))
 @example(Schedule(batch_max=1, restart_at=0.3))
+@example(Schedule(batch_max=500, kill_at=0.5, second_worker_at=0.2, store="rocksdb://"))
 def test_live_worker_gives_what_replay_gives(schedule: Schedule) -> None:
     check(schedule)
 

@@ -190,7 +190,9 @@ def test_counter_api_and_an_example_connector_start_over_tls_and_sasl(
     env = {"HUB_BROKER": f"kafka://{bootstrap}", "HUB_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
            "HUB_KAFKA_SASL_MECHANISM": "PLAIN", "HUB_KAFKA_SASL_USERNAME": "connector-family-doctor",
            "HUB_KAFKA_SASL_PASSWORD": "test-password", "HUB_KAFKA_SSL_CAFILE": str(ca),
-           "HUB_PSEUDONYM_KEY": testkit.TEST_PSEUDONYM_KEY,
+           # outside the embedded broker the edge refuses development or weak secrets (hub.keys): real-looking ones
+           "HUB_PSEUDONYM_KEY": "clients-test-pseudonym-key-of-forty-chars!",
+           "HUB_API_TOKENS": '{"H532503001": "clients-test-api-token-0123456789abcdef"}',
            "HUB_EDGE_KEY": base64.b64encode(testkit.TEST_EDGE_KEY).decode(), "HUB_METRICS_PORT": "0"}
     ensure_topics(bootstrap, settings=_settings(bootstrap, ca))
     for k, v in env.items():

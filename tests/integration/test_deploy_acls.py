@@ -99,7 +99,7 @@ def test_worker_acls_are_exactly_what_it_uses(broker: EmbeddedBroker, monkeypatc
 def test_each_connector_may_touch_only_its_own_topic_and_group() -> None:
     users = _users()
     examples = sorted((ROOT / "connectors/examples").glob("*.yaml"))
-    assert len(examples) == 10
+    assert len(examples) >= 10, "the example connectors are gone"
     for path in examples:
         _cls, cfg = load_config(path)
         acls = users[f"connector-{cfg.name}"]

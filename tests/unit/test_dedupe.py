@@ -8,13 +8,15 @@ and a task restored from its flushed segments answers as the one that wrote them
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.processors import dedupe
-from hub.processors.dedupe import WINDOW_INPUTS, WINDOW_US, RecentIds, digest
+from hub.processors.dedupe import WINDOW_INPUTS, WINDOW_US, RecentIds, StoredIds, digest
+from hub.processors.store import MemoryBackend
 
 DAY = 86_400 * 1_000_000
 T0 = 1_700_000_000 * 1_000_000
@@ -38,7 +40,7 @@ class Model:
 
 
 def restored(ids: RecentIds, flushed: dict[bytes, bytes | None]) -> RecentIds:
-    copy = RecentIds()
+    copy = RecentIds(StoredIds(MemoryBackend()) if isinstance(ids.seen, StoredIds) else None)
     for key, value in flushed.items():
         if value is not None:
             copy.restore(key, value)
@@ -52,11 +54,12 @@ def restored(ids: RecentIds, flushed: dict[bytes, bytes | None]) -> RecentIds:
 def test_recognition_follows_the_two_windows_and_survives_a_restore(ops, flush_every) -> None:
     """A count window of 7 stands in for 10,000 (the same arithmetic), so forgetting happens here."""
     with patch.object(dedupe, "WINDOW_INPUTS", 7):
-        check_windows(ops, flush_every)
+        check_windows(ops, flush_every, lambda: RecentIds())
+        check_windows(ops, flush_every, lambda: RecentIds(StoredIds(MemoryBackend())))  # as on RocksDB
 
 
-def check_windows(ops: list[tuple[str, int, int]], flush_every: int) -> None:
-    ids, model = RecentIds(), Model()
+def check_windows(ops: list[tuple[str, int, int]], flush_every: int, make: Callable[[], RecentIds]) -> None:
+    ids, model = make(), Model()
     store: dict[bytes, bytes | None] = {}
     clock = T0
     for i, (topic, n, day) in enumerate(ops):

@@ -56,8 +56,8 @@ Interpretations (where the spec could be read two ways, this is what the engine 
 from __future__ import annotations
 
 import heapq
-from collections.abc import MutableMapping
-from datetime import date, datetime, timedelta
+from collections.abc import Iterable, MutableMapping
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from hub.policy.model import Policy
@@ -99,6 +99,8 @@ from hub.policy.monitor.state import (
 from hub.policy.timeline import PolicyTimeline
 from hub.timeutil import SHANGHAI, year_start
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 PERSON = "person"
 FACILITY = "facility"
 Candidate = tuple[str, tuple[Any, ...]]
@@ -120,6 +122,7 @@ class MonitorEngine:
         state: dict[str, Any] | None = None,
         *,
         global_ids: bool = False,
+        due_index: Iterable[tuple[datetime, str, str]] | None = None,
     ) -> None:
         # §8.4: the sections §4–6 use come from the policy in force on the input's own date (a due time's
         # date while it fires). `hub monitor` passes one Policy: the same for every date.
@@ -138,9 +141,16 @@ class MonitorEngine:
         self.clock: datetime | None = None
         if state is not None and state.get("clock") is not None:
             self.clock = datetime.fromisoformat(state["clock"])
-        self._heap: list[tuple[datetime, str, str]] = []
+        # (µs key, time, namespace, subject): the integer first, so the heap compares in C; the time breaks
+        # ties at full precision (§5.1). ``_pending`` holds (time, namespace, subject).
+        self._heap: list[tuple[int, datetime, str, str]] = []
         self._pending: set[tuple[datetime, str, str]] = set()
-        self.rebuild_due_index()
+        if due_index is None:
+            self.rebuild_due_index()
+        else:  # a stream restores the due times it saved, instead of reading every subject
+            for entry in due_index:
+                if self.clock is not None and entry[0] > self.clock and entry not in self._pending:
+                    self._push(entry)
 
     # -- policy --------------------------------------------------------------------------------
 
@@ -213,9 +223,9 @@ class MonitorEngine:
 
     def _next_due(self) -> datetime | None:
         now = self._now()
-        while self._heap and self._heap[0][0] <= now:  # cannot happen, but never fire the past
-            self._pending.discard(heapq.heappop(self._heap))
-        nxt = self._heap[0][0] if self._heap else None
+        while self._heap and self._heap[0][1] <= now:  # cannot happen, but never fire the past
+            self._pending.discard(heapq.heappop(self._heap)[1:])
+        nxt = self._heap[0][1] if self._heap else None
         if now.year < 9999:
             jan1 = year_start(year_of(now) + 1)
             if nxt is None or jan1 < nxt:
@@ -226,8 +236,8 @@ class MonitorEngine:
         self.clock = t
         self._judging_day(t)
         due: set[tuple[str, str]] = set()
-        while self._heap and self._heap[0][0] == t:
-            entry = heapq.heappop(self._heap)
+        while self._heap and self._heap[0][1] == t:
+            entry = heapq.heappop(self._heap)[1:]
             self._pending.discard(entry)
             due.add((entry[1], entry[2]))
         if t == year_start(year_of(t)):  # 1 January: every person seen before it
@@ -262,19 +272,27 @@ class MonitorEngine:
         self._judge(state, candidates, out)
         self._save(ns, state)
 
-    def _register(self, ns: str, state: SubjectState) -> None:
-        """Index the subject's future due times (duplicates and stale entries are harmless)."""
-        if self.clock is None:
-            return
+    def due_times(self, state: SubjectState) -> list[datetime]:
+        """The subject's due times under the policy being judged: referral dues, signing grace, follow-up."""
         times = [r.due for r in state.referrals.values() if not r.final and not r.escalated]
         risk = self.policy.risk
         if isinstance(state, PersonState) and risk is not None:
             times += [d for d in (flags.chronic_due(state, risk), flags.followup_due(state, risk)) if d]
-        for t in times:
+        return times
+
+    def _register(self, ns: str, state: SubjectState) -> None:
+        """Index the subject's future due times (duplicates and stale entries are harmless)."""
+        if self.clock is None:
+            return
+        for t in self.due_times(state):
             entry = (t, ns, state.subject)
             if t > self.clock and entry not in self._pending:
-                self._pending.add(entry)
-                heapq.heappush(self._heap, entry)
+                self._push(entry)
+
+    def _push(self, entry: tuple[datetime, str, str]) -> None:
+        self._pending.add(entry)
+        t = entry[0]
+        heapq.heappush(self._heap, ((t - _EPOCH) // _MICROSECOND, t, entry[1], entry[2]))
 
     # -- stores ----------------------------------------------------------------------------------
 

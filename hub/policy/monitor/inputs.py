@@ -323,17 +323,22 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any], datetime], MonitorInput]] = {
 INPUT_TYPES = tuple(_PARSERS)
 
 
-def parse_input(obj: object) -> MonitorInput:
-    """Validate one decoded JSON value as a §7 input; raise ``ValidationError`` if it is not one."""
+def parse_input(obj: object, at: datetime | None = None) -> MonitorInput:
+    """Validate one decoded JSON value as a §7 input; raise ``ValidationError`` if it is not one.
+
+    ``at`` is the event time when the caller already holds it as a time (the stream: an Avro
+    ``timestamp-micros``), so it is not printed and parsed again; ``obj["at"]`` is then not read.
+    """
     if not isinstance(obj, dict):
         raise ValidationError("(record)", "expected a JSON object", type(obj).__name__)
     kind = obj.get("type")
     if not isinstance(kind, str) or kind not in _PARSERS:
         raise ValidationError("type", f"unknown input type (expected one of {', '.join(INPUT_TYPES)})", kind)
-    if obj.get("at") is None:
-        raise ValidationError("at", "required field is missing")
-    try:
-        at = parse_event_time(obj["at"])
-    except (ValueError, OverflowError) as exc:
-        raise ValidationError("at", str(exc), obj["at"]) from None
+    if at is None:
+        if obj.get("at") is None:
+            raise ValidationError("at", "required field is missing")
+        try:
+            at = parse_event_time(obj["at"])
+        except (ValueError, OverflowError) as exc:
+            raise ValidationError("at", str(exc), obj["at"]) from None
     return _PARSERS[kind](obj, at)
