@@ -165,7 +165,9 @@ def measure_consumer(r: Row, proc: subprocess.Popen[bytes], bootstrap: str, grou
     cpu_end, broker_end, main_end = cpu_seconds(proc.pid), cpu_seconds(broker_pid), cpu_seconds(proc.pid, proc.pid)
     r.figures.update({"events": n, "seconds": seconds, "rate": n / seconds})
     r.extra.update({"to_last_consumed_s": t_consumed - t_first, "startup_s": startup})
-    notes = [f"{n / (t_consumed - t_first):,.0f}/s to last consumed; start-up {startup:.1f} s excluded"]
+    consumed = t_consumed - t_first
+    notes = [(f"{n / consumed:,.0f}/s to last consumed" if consumed > 0 else "all consumed by the first scrape")
+             + f"; start-up {startup:.1f} s excluded"]
     if cpu_first is not None and cpu_end is not None:
         r.extra["worker_cpu_s"] = cpu_end - cpu_first
         r.figures["cpu_us"] = r.extra["worker_cpu_s"] / n * 1e6
