@@ -179,12 +179,14 @@ def roster_file(fmt: Format, files: Path, n: int, bad_every: int, seed: int) -> 
     return path
 
 
-def bench_config(fmt: Format, inbox: Path, dest: Path, batch_size: int | None) -> Path:
+def bench_config(fmt: Format, inbox: Path, dest: Path, batch_size: int | None, workers: int | None = None) -> Path:
     """The example's configuration with this inbox (and no settle time); everything else as shipped."""
     cfg = yaml.safe_load((EXAMPLES / fmt.example).read_text(encoding="utf-8"))
     cfg.update(name=f"bench-{cfg['name']}", inbox=str(inbox), settle_seconds=0, patterns=[f"*{fmt.suffix}"])
     if batch_size is not None:
         cfg["batch_size"] = batch_size
+    if workers is not None:
+        cfg["workers"] = workers
     dest.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return dest
 
@@ -311,7 +313,7 @@ def run_format(fmt: Format, args: argparse.Namespace, table: Table) -> Row:
         dropped = inbox / ("花名册" + fmt.suffix if fmt.name == "csv" else "信息表" + fmt.suffix)
         shutil.copyfile(source, dropped)
         os.utime(dropped, (time.time() - 60, time.time() - 60))
-        cfg_path = bench_config(fmt, inbox, tmp / "config.yaml", args.batch_size)
+        cfg_path = bench_config(fmt, inbox, tmp / "config.yaml", args.batch_size, args.workers)
         cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
         cmd = [sys.executable, "-m", "hub.cli", "connector", "run", str(cfg_path), "--once"]
         r.command = f"hub connector run {fmt.example} (inbox: the generated roster) --once"
@@ -351,8 +353,12 @@ def run_format(fmt: Format, args: argparse.Namespace, table: Table) -> Row:
         r.figures.update(produced=produced, rejected=rejected)
         r.check = verdict + f"; {rejected:,} dead letters = bad rows, all encrypted"
         moved = list((inbox / "processed").glob("*"))
+        from connectors.sdk.parallel import default_workers
+
+        workers = cfg.get("workers", default_workers())
         r.note = (f"{'within' if seconds <= fmt.target_s else 'OVER'} the {fmt.target_s:.0f} s target; "
-                  f"batch_size {cfg.get('batch_size', 500)}; file moved aside: {bool(moved)}; "
+                  f"{workers} mapping worker process(es); batch_size {cfg.get('batch_size', 500)}; file moved aside: "
+                  f"{bool(moved)}; "
                   f"{json.dumps(output.strip().splitlines()[-1:], ensure_ascii=False)}")
     return r
 
@@ -366,6 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=18)
     ap.add_argument("--sample", type=int, default=2000, help="rows compared field by field with the records")
     ap.add_argument("--batch-size", type=int, default=None, help="override the example's batch_size (commit every N)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="override file_drop's worker processes (default: the connector's own, cores − 1)")
     ap.add_argument("--files", type=Path, default=Path(tempfile.gettempdir()) / "hub-bench-rosters",
                     help="where generated rosters are kept between runs")
     ap.add_argument("--profile", type=Path, default=None, help="py-spy the connector process; reports here")

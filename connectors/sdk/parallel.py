@@ -4,8 +4,8 @@ Why: measured on a 1 M-row roster (benchmarks/roster_load.py), mapping a row (ID
 pseudonym, dates, categories, the keyed event id) and checking and encoding its event (the event model's rules,
 Avro) cost ≈60 µs of a core; reading, producing and committing ≈25 µs more. In one Python process that is
 ≥ 90 s per million rows, whatever the broker does. Here the reading process only reads, sends, commits and
-writes the rejects report, while worker processes map and encode — on 2 cores the roster takes ≈60–70 % of
-the time, and more cores help further.
+writes the rejects report, while worker processes map and encode on the other cores (measured, 1 M rows from a
+GBK CSV on 2 shared cores: 96 s, against 111–118 s in one process at a similar load; BENCHMARKS.md).
 
 What a worker does to a row is exactly what the connector's own process would: the same functions
 (:func:`connectors.sdk.base.map_department_row`, then :func:`connectors.sdk.runner.checked_value`), only run

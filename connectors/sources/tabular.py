@@ -25,7 +25,7 @@ What hostile files do, and what this module does about it (``check_xlsx`` runs b
   compressed more than ``MAX_RATIO`` to 1, are refused before anything is inflated. ``MAX_UNCOMPRESSED`` is 1 GiB:
   a full sheet (1,048,576 rows) of a 12-column roster written with inline strings (openpyxl's write-only mode,
   POI's streaming writer) inflates to ≈0.7 GB; what calamine keeps in memory is bounded by ``MAX_CELLS`` and the
-  text of the cells (a 1 M-row roster: ≈1.5 GB resident while it is read, measured by benchmarks/roster_load.py).
+  text of the cells (a 1 M-row roster: ≈2.3 GB resident while it is read, measured by benchmarks/roster_load.py).
 - Only ``.xlsx``/``.xlsm`` and ``.csv``/``.txt``/``.tsv`` are read (``.xls``/``.ods`` cannot be checked
   this way: save them as ``.xlsx``).
 """
