@@ -5,7 +5,8 @@ pseudonym, dates, categories, the keyed event id) and checking and encoding its 
 Avro) cost ≈60 µs of a core; reading, producing and committing ≈25 µs more. In one Python process that is
 ≥ 90 s per million rows, whatever the broker does. Here the reading process only reads, sends, commits and
 writes the rejects report, while worker processes map and encode on the other cores (measured, 1 M rows from a
-GBK CSV on 2 shared cores: 96 s, against 111–118 s in one process at a similar load; BENCHMARKS.md).
+GBK CSV on 2 shared cores: 96 s at a load of 1–2.3, against 111–118 s in one process at a load of 2–3;
+BENCHMARKS.md).
 
 What a worker does to a row is exactly what the connector's own process would: the same functions
 (:func:`connectors.sdk.base.map_department_row`, then :func:`connectors.sdk.runner.checked_value`), only run
