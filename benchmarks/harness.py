@@ -10,6 +10,9 @@ A row that compares outputs (``check``) and finds them different from the refere
 (:meth:`Row.withhold`): its figures are kept in the JSON for diagnosis but the table prints none, because a
 rate counts only for correct outputs.
 
+Profiles: :func:`spy` samples a child process (worker, API, connector) with py-spy while it is measured, and
+:func:`summarize_stacks` turns the samples into the functions most on CPU — the profiles BENCHMARKS.md cites.
+
 Nothing here imports the hub: benchmarks run it against any checkout.
 """
 
@@ -33,7 +36,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 __all__ = ["BenchError", "Machine", "Row", "Table", "busy_processes", "command_line", "cpu_seconds", "die_with_parent",
-           "loadavg", "machine", "now", "percentile", "row", "fmt"]
+           "fmt", "loadavg", "machine", "now", "percentile", "row", "rss_mb", "say", "spy", "stop_spy",
+           "summarize_stacks"]
 
 
 class BenchError(RuntimeError):
