@@ -36,10 +36,18 @@ How it works
     that acknowledgement is kept briefly and matched afterwards. Only records keyed by a person with
     a request in flight are decoded, so a busy pipeline costs the API little.
 
-    The tail pauses after ``idle_pause_seconds`` with nothing in flight: noida-db answers an empty fetch
-    at once instead of holding it for ``fetch.max.wait.ms``, so an idle consumer would spin (measured:
-    ≈600 fetches/s, a third of a core). The next request seeks to the end and resolves the position
-    (≈1 ms) *before* producing, so its answer, written after the input, cannot be skipped.
+    noida-db answers a fetch that finds nothing at once instead of holding it for ``fetch.max.wait.ms``, so
+    an aiokafka consumer tailing it spins: measured, ≈2,900 fetches/s and 65 % of a core while a request
+    was in flight, which is most of the time from 20 requests/s on. Two things bound that:
+
+    * while requests are in flight, an empty fetch response is held for ``empty_fetch_wait_seconds``
+      (5 ms) before the consumer may send the next fetch (:func:`pace_empty_fetches`) — what a Kafka
+      broker does with ``fetch.max.wait.ms``, done on the client's side; a fetch that returns records is
+      never held. Measured on the benchmark's tail: ≈180 fetches/s and ≈9 % of a core, for ≈3 ms more
+      median wait on an answer (benchmarks/counter_api_latency.py, BENCHMARKS.md);
+    * with nothing in flight for ``idle_pause_seconds`` the tail pauses altogether. The next request
+      seeks to the end and resolves the position (≈1 ms) *before* producing, so its answer, written after
+      the input, cannot be skipped.
 
     Request body = the event's JSON form with ``id_number`` in place of ``person_token``, without
     ``event_id`` (filled as ``api:admission:{hospital_code}:{admission_id}:{request}``, ``api:discharge:…``,
@@ -288,14 +296,50 @@ class _Pending:
     warnings: list[dict[str, str]] = field(default_factory=list)
 
 
+def _fetch_was_empty(response: Any) -> bool:
+    """Whether a FetchResponse carried no record bytes for any partition (False when its shape is unknown)."""
+    try:
+        return all(not part[-1] for _topic, parts in response.topics for part in parts)
+    except (AttributeError, TypeError, IndexError, ValueError):
+        return False
+
+
+def pace_empty_fetches(consumer: Any, wait_seconds: float) -> bool:
+    """Hold each *empty* fetch response of ``consumer`` for ``wait_seconds`` before its fetcher goes on.
+
+    Why: a broker that answers an empty fetch at once (noida-db) makes aiokafka's fetcher send the next
+    fetch at once, thousands a second; Kafka would hold the fetch for ``fetch.max.wait.ms`` on its side.
+    This does it on ours, for one consumer: its client's ``send`` is wrapped, and a fetch response without
+    records returns to the fetcher only after the wait (the fetcher keeps one fetch in flight per broker, so
+    it sends nothing meanwhile). Responses with records are never held. aiokafka has no public hook for
+    this; if its client ever lacks ``send``, nothing is wrapped (False) and the tail merely spins as before.
+    """
+    from aiokafka.protocol.fetch import FetchRequest
+
+    client = getattr(consumer, "_client", None)
+    send = getattr(client, "send", None)
+    if send is None:
+        log.warning("counter API: cannot pace empty fetches with this aiokafka; the tail will spin on noida-db")
+        return False
+    async def paced(node_id: int, request: Any, *args: Any, **kwargs: Any) -> Any:
+        response = await send(node_id, request, *args, **kwargs)
+        if isinstance(request, FetchRequest) and _fetch_was_empty(response):
+            await asyncio.sleep(wait_seconds)
+        return response
+
+    client.send = paced
+    return True
+
+
 class CounterBridge:
     """Request/reply over Kafka topics: produce an input, resolve a future when its output shows up."""
 
     def __init__(self, bootstrap: str, *, wait_seconds: float = 5.0, remember: int = 10_000,
                  max_pending: int = 10_000, pending_ttl: float = 600.0, fetch_max_wait_ms: int = 50,
-                 idle_pause_seconds: float = 2.0) -> None:
+                 idle_pause_seconds: float = 2.0, empty_fetch_wait_seconds: float = 0.005) -> None:
         self.bootstrap = bootstrap
         self.idle_pause_seconds = idle_pause_seconds
+        self.empty_fetch_wait_seconds = empty_fetch_wait_seconds
         self.wait_seconds = wait_seconds
         self.remember = remember
         self.max_pending = max_pending
@@ -335,6 +379,8 @@ class CounterBridge:
                                               auto_offset_reset="latest", fetch_max_wait_ms=self.fetch_max_wait_ms,
                                               **aiokafka_options())
             await self._consumer.start()
+            if self.empty_fetch_wait_seconds > 0:
+                pace_empty_fetches(self._consumer, self.empty_fetch_wait_seconds)
             known = await self._consumer.topics()
             missing = [t for t in TAILED if t not in known]
             if missing:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from connectors.sdk.config import SinkConfig, SourceConfig
 from connectors.sdk.errors import RecordRejected
-from connectors.sdk.mapping import MappedRow, map_row
+from connectors.sdk.mapping import MappedRow, MappingConfig, map_row
 from connectors.sdk.records import Rejected, SinkRecord, SourceOffset, SourceRecord
 
 
@@ -74,17 +74,8 @@ class SourceConnector(ABC):
     # -- helpers the built-ins use; a new connector may too -------------------------------
     def map_row(self, row: Mapping[str, Any], *, where: str = "") -> SourceRecord | Rejected:
         """Map one department row through ``config.mapping``; a bad row becomes ``Rejected``."""
-        original = _row_bytes(row, where)
-        try:
-            mapped: MappedRow = map_row(self.config.mapping, row, source=self.config.source_id,
-                                        pseudonym_key=self.context.pseudonym_key)
-        except RecordRejected as exc:
-            detail = f"{where}: {exc.detail}" if where else exc.detail
-            return Rejected(original=original, reason=exc.reason, detail=detail, field=exc.field)
-        except Exception as exc:  # a row no converter foresaw must not stop the feed (it would on every retry)
-            detail = f"{where}: the row could not be read ({type(exc).__name__})"
-            return Rejected(original=original, reason="invalid_input", detail=detail.lstrip(": "))
-        return SourceRecord(value=mapped.value, key=mapped.key, original=original)
+        return map_department_row(self.config.mapping, row, source=self.config.source_id,
+                                  pseudonym_key=self.context.pseudonym_key, where=where)
 
 
 class SinkConnector(ABC):
@@ -112,6 +103,21 @@ class SinkConnector(ABC):
     def stop(self) -> None:
         """Release connections."""
         return None
+
+
+def map_department_row(mapping: MappingConfig | None, row: Mapping[str, Any], *, source: str | None,
+                       pseudonym_key: str, where: str = "") -> SourceRecord | Rejected:
+    """:meth:`SourceConnector.map_row` as a function (what a worker process runs for a connector, same code)."""
+    try:
+        mapped: MappedRow = map_row(mapping, row, source=source, pseudonym_key=pseudonym_key)
+    except RecordRejected as exc:
+        detail = f"{where}: {exc.detail}" if where else exc.detail
+        return Rejected(original=_row_bytes(row, where), reason=exc.reason, detail=detail, field=exc.field)
+    except Exception as exc:  # a row no converter foresaw must not stop the feed (it would on every retry)
+        detail = f"{where}: the row could not be read ({type(exc).__name__})"
+        return Rejected(original=_row_bytes(row, where), reason="invalid_input", detail=detail.lstrip(": "))
+    # The original is serialised only if the runner's schema check rejects the record after all.
+    return SourceRecord(value=mapped.value, key=mapped.key, original_of=lambda: _row_bytes(row, where))
 
 
 def _row_bytes(row: Mapping[str, Any], where: str) -> bytes:

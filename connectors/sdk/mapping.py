@@ -23,12 +23,11 @@ number, never converted: the last digits are gone, and a guess could be another 
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import hmac
 import json
 import re
-import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -74,7 +73,8 @@ class FieldSpec(BaseModel):
         return self
 
     def headers(self) -> list[str]:
-        return [_norm_header(h) for h in (self.column or "").split("|") if h.strip()]
+        """The normalised header names this field accepts (``column`` split at ``|``); computed once per column."""
+        return _split_headers(self.column or "")
 
 
 class MappingConfig(BaseModel):
@@ -104,10 +104,34 @@ class MappedRow:
     key: str
 
 
+_SPACES = re.compile(r"\s+")
+_HEADERS: dict[str, str] = {}
+"""Normalised form of header names seen (a file's header is normalised once, not once per row). Bounded: only
+short names are kept, and at most ``_HEADERS_MAX`` of them (http_ingest's keys come from the network)."""
+_HEADERS_MAX = 4096
+
+
 def _norm_header(h: object) -> str:
     """Headers compared without whitespace (exports wrap ``身份证\\n号码``) and with ASCII brackets."""
-    s = re.sub(r"\s+", "", str(h if h is not None else ""))
-    return s.replace("（", "(").replace("）", ")").replace("\ufeff", "")
+    if isinstance(h, str):
+        known = _HEADERS.get(h)
+        if known is not None:
+            return known
+    s = _SPACES.sub("", str(h if h is not None else ""))
+    s = s.replace("（", "(").replace("）", ")").replace("\ufeff", "")
+    if isinstance(h, str) and len(h) <= 64 and len(_HEADERS) < _HEADERS_MAX:
+        _HEADERS[h] = s
+    return s
+
+
+@functools.lru_cache(maxsize=1024)
+def _split_headers_cached(column: str) -> tuple[str, ...]:
+    return tuple(_norm_header(h) for h in column.split("|") if h.strip())
+
+
+def _split_headers(column: str) -> list[str]:
+    """``a|b`` → the normalised names ``[a, b]`` (columns come from configurations: few, cached)."""
+    return list(_split_headers_cached(column))
 
 
 def normalise_row(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -120,18 +144,63 @@ def normalise_row(row: Mapping[Any, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A mapping prepared once for the rows of a feed: headers split and normalised, converters looked up."""
+
+    fields: tuple[tuple[str, FieldSpec, tuple[str, ...], Callable[[Any, FieldSpec, str], Any] | None], ...]
+    needed: frozenset[str]
+    """Every header a field or the natural key reads: the only cells worth normalising."""
+    natural: tuple[tuple[str, ...], ...]
+    content: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+_PLANS: dict[int, tuple[MappingConfig, _Plan]] = {}
+
+
+def _plan(mapping: MappingConfig) -> _Plan:
+    """The prepared form of ``mapping`` (kept per mapping object; a changed mapping object is prepared again)."""
+    known = _PLANS.get(id(mapping))
+    if known is not None and known[0] is mapping:
+        return known[1]
+    fields = tuple((f, s, _split_headers_cached(s.column or ""), None if s.type == "const" else _CONVERT[s.type])
+                   for f, s in mapping.fields.items())
+    natural = tuple(_split_headers_cached(col) for col in mapping.natural_key)
+    content = tuple((f, _split_headers_cached(s.column or "")) for f, s in sorted(mapping.fields.items()) if s.column)
+    needed = frozenset(h for _f, _s, hs, _c in fields for h in hs) | frozenset(h for hs in natural for h in hs)
+    plan = _Plan(fields, needed, natural, content)
+    if len(_PLANS) > 256:
+        _PLANS.clear()
+    _PLANS[id(mapping)] = (mapping, plan)
+    return plan
+
+
+def _cells(row: Mapping[Any, Any], needed: frozenset[str]) -> dict[str, Any]:
+    """:func:`normalise_row`, for the cells a mapping reads only (the others cannot change the event)."""
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        h = _norm_header(k)
+        if h in needed:
+            if isinstance(v, str):
+                v = v.strip().replace("\u3000", "") or None
+            out[h] = v
+    return out
+
+
 def map_row(mapping: MappingConfig | None, row: Mapping[Any, Any], *, source: str | None,
             pseudonym_key: str) -> MappedRow:
     """Map one department row to event fields; raises ``RecordRejected`` naming the column."""
     if mapping is None:
         raise RecordRejected("no_mapping", "the connector has no `mapping` to read this row")
-    cells = normalise_row(row)
+    plan = _plan(mapping)
+    cells = _cells(row, plan.needed)
     value: dict[str, Any] = {}
-    for field, spec in mapping.fields.items():
-        value[field] = _read(field, spec, cells, pseudonym_key)
+    for field, spec, headers, convert in plan.fields:
+        value[field] = _read(field, spec, cells, pseudonym_key, headers, convert)
     if mapping.event_id and "event_id" not in mapping.fields:
-        value["event_id"] = event_id(source or "", _natural_key(mapping, cells), _content(mapping, cells),
-                                     key=pseudonym_key)
+        natural = [_cell_text(_lookup(cells, hs)) for hs in plan.natural]
+        content = {f: _cell_text(_lookup(cells, hs)) for f, hs in plan.content}
+        value["event_id"] = event_id(source or "", natural, content, key=pseudonym_key)
     key = value.get(mapping.key)
     if not key:
         raise RecordRejected("missing_field", f"key field {mapping.key} is empty", mapping.key)
@@ -139,6 +208,8 @@ def map_row(mapping: MappingConfig | None, row: Mapping[Any, Any], *, source: st
 
 
 EVENT_ID_PURPOSE = "event-id.v2"
+_EVENT_ID_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)
+"""What ``json.dumps(…, ensure_ascii=False, sort_keys=True, default=str)`` builds on every call, built once."""
 
 
 def event_id(source: str, natural_key: list[Any], content: dict[str, Any], *, key: str | bytes) -> str:
@@ -147,40 +218,47 @@ def event_id(source: str, natural_key: list[Any], content: dict[str, Any], *, ke
     ``key`` is the pseudonym key (``HUB_PSEUDONYM_KEY``); without it the id cannot be recomputed from a
     guessed ID number, though the row holds one.
     """
-    blob = json.dumps([source, natural_key, content], ensure_ascii=False, sort_keys=True, default=str)
-    mac = hmac.new(identity.derive_key(key, EVENT_ID_PURPOSE), blob.encode(), hashlib.sha256).digest()
-    return str(uuid.UUID(bytes=mac[:16], version=5))
+    blob = _EVENT_ID_JSON.encode([source, natural_key, content])
+    return uuid5_text(hmac.digest(_event_id_key(key), blob.encode(), "sha256"))
 
 
-def _natural_key(mapping: MappingConfig, cells: dict[str, Any]) -> list[Any]:
-    return [_cell_text(_lookup(cells, [_norm_header(c) for c in col.split("|")])) for col in mapping.natural_key]
+def uuid5_text(digest: bytes) -> str:
+    """``str(uuid.UUID(bytes=digest[:16], version=5))`` without building the UUID (millions per roster)."""
+    b = bytearray(digest[:16])
+    b[6] = (b[6] & 0x0F) | 0x50  # version 5
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def _content(mapping: MappingConfig, cells: dict[str, Any]) -> dict[str, Any]:
-    return {f: _cell_text(_lookup(cells, s.headers())) for f, s in sorted(mapping.fields.items()) if s.column}
+@functools.lru_cache(maxsize=8)
+def _event_id_key(key: str | bytes) -> bytes:
+    """The event-id sub-key of a pseudonym key, derived once per key rather than once per row."""
+    return identity.derive_key(key, EVENT_ID_PURPOSE)
 
 
 def _cell_text(v: Any) -> str | None:
     return None if v is None else str(v)
 
 
-def _lookup(cells: dict[str, Any], headers: list[str]) -> Any:
+def _lookup(cells: dict[str, Any], headers: Sequence[str]) -> Any:
     for h in headers:
         if h in cells:
             return cells[h]
     return None
 
 
-def _read(field: str, spec: FieldSpec, cells: dict[str, Any], pseudonym_key: str) -> Any:
+def _read(field: str, spec: FieldSpec, cells: dict[str, Any], pseudonym_key: str,
+          headers: Sequence[str] | None = None, convert: Callable[[Any, FieldSpec, str], Any] | None = None) -> Any:
     if spec.type == "const":
         return spec.value
-    raw = _lookup(cells, spec.headers())
+    raw = _lookup(cells, spec.headers() if headers is None else headers)
     if raw is None or raw == "":
         if spec.required:
             raise RecordRejected("missing_field", f"column {spec.column!r} ({field}) is empty or absent", spec.column)
         return spec.default
     try:
-        return _CONVERT[spec.type](raw, spec, pseudonym_key)
+        return (convert or _CONVERT[spec.type])(raw, spec, pseudonym_key)
     except RecordRejected:
         raise
     except (ValueError, TypeError, InvalidOperation, ArithmeticError) as exc:
@@ -321,6 +399,9 @@ def _datetime(raw: Any, spec: FieldSpec, _k: str) -> str:
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 _SCIENTIFIC = re.compile(r"^[0-9]+(?:\.[0-9]*)?[eE][+]?[0-9]+$")
 _EXCEL_TEXT = re.compile(r'^=\s*"(.*)"$')
+_DECIMAL_FORM = re.compile(r"^[0-9]{15,18}\.0+$")
+_GROUPED = re.compile(r"[0-9０-９]+(?:[ \-][0-9０-９]+)*[ \-]?[0-9０-９Xxｘ]?")
+_GROUP_SEPARATORS = re.compile(r"[ \-]")
 
 
 def id_text(raw: Any) -> str:
@@ -339,11 +420,11 @@ def id_text(raw: Any) -> str:
     m = _EXCEL_TEXT.match(text)
     if m:
         text = m.group(1).strip()
-    if _SCIENTIFIC.match(text) or re.match(r"^[0-9]{15,18}\.0+$", text):
+    if _SCIENTIFIC.match(text) or _DECIMAL_FORM.match(text):
         raise ValueError("the cell holds a number in scientific or decimal form (Excel rounded it to 15 "
                          "significant digits); format the column as text (文本) and export again")
-    if re.fullmatch(r"[0-9０-９]+(?:[ \-][0-9０-９]+)*[ \-]?[0-9０-９Xxｘ]?", text):
-        text = re.sub(r"[ \-]", "", text)
+    if _GROUPED.fullmatch(text):
+        text = _GROUP_SEPARATORS.sub("", text)
     return text
 
 
@@ -357,7 +438,7 @@ def _id_number(raw: Any, spec: FieldSpec, key: str) -> str:
         normalised = identity.validate_id_number(text)
     except HubValidationError as exc:
         raise RecordRejected("invalid_id_number", f"column {spec.column!r}: {exc.problem}", spec.column) from None
-    return identity.person_token(normalised, key)
+    return identity.person_token(normalised, key, validate=False)  # validated just above: not twice
 
 
 def _enum(raw: Any, spec: FieldSpec, _k: str) -> Any:

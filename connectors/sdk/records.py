@@ -33,8 +33,8 @@ class SourceRecord:
     ``value`` holds the event fields (already pseudonymised: no raw ID number); ``key`` is the
     topic key (``person_token``, or the facility code). ``original`` is the department row as
     bytes, kept only so that a record the event schema refuses can still be dead-lettered with
-    its original. ``on_delivered`` is called once the record is safely on the hub (used by
-    ``http_ingest`` to answer the department only then).
+    its original (or ``original_of``, which builds it only then). ``on_delivered`` is called once the
+    record is safely on the hub (used by ``http_ingest`` to answer the department only then).
     """
 
     value: dict[str, Any]
@@ -44,6 +44,18 @@ class SourceRecord:
     original: bytes | None = None
     on_delivered: Callable[[], None] | None = None
     on_failed: Callable[[str], None] | None = None
+    encoded: bytes | None = None
+    """The value already checked and Avro-encoded by :func:`connectors.sdk.runner.checked_value` (a source that
+    maps rows in worker processes encodes there too: connectors/sdk/parallel.py); the runner then sends it as is."""
+    original_of: Callable[[], bytes] | None = None
+    """Builds ``original`` when it is needed (a bulk source maps millions of rows and the schema refuses
+    almost none: serialising every row for a dead letter it will not have costs more than mapping it)."""
+
+    def original_bytes(self) -> bytes:
+        """The department record for a dead letter: ``original``, else built by ``original_of``, else empty."""
+        if self.original is None and self.original_of is not None:
+            self.original = self.original_of()
+        return self.original or b""
 
 
 @dataclass

@@ -36,6 +36,7 @@ from connectors.sdk.base import ConnectorContext, SinkConnector, SourceConnector
 from connectors.sdk.config import SinkConfig, SourceConfig
 from connectors.sdk.errors import RecordRejected
 from connectors.sdk.offsets import OffsetStore
+from connectors.sdk.producer import BatchProducer
 from connectors.sdk.records import Rejected, SinkRecord, SourceRecord
 from hub import codec, deadletter, events
 from hub.clients import kafka_python_options
@@ -105,15 +106,27 @@ class SourceRunner:
         self.metrics = metrics or METRICS
         self.stop_event = stop or threading.Event()
         self.stats = RunStats()
-        self._pending: list[tuple[Any, Callable[[], None] | None]] = []
+        self._pending: list[Callable[[], None]] = []
+        """Callbacks of the records sent since the last commit (run once they are committed)."""
+        self._unflushed = 0
         self._offsets: dict[str, Mapping[str, Any]] = {}
+        name = self.config.name
+        self._produced = self.metrics.connector_records.labels(connector=name, outcome="produced")
+        self._rejected = self.metrics.connector_records.labels(connector=name, outcome="rejected")
 
     def run(self, *, once: bool = False) -> RunStats:
         """Poll until stopped (or once, until caught up). Raises only in ``once`` mode."""
         name = self.config.name
+        # Events and dead letters go through the batching producer (connectors/sdk/producer.py: why); the
+        # offsets, one write per commit, through kafka-python as before.
         self.producer = make_producer(self.bootstrap, f"connector-{name}")
+        try:
+            self.records = BatchProducer(self.bootstrap, f"connector-{name}").start()
+        except BaseException:
+            self.producer.close(timeout=10)
+            raise
         self.store = OffsetStore(self.bootstrap, name, self.producer)
-        self.dead = _DeadLetters(self.producer, name, self.connector.context.edge_key, self.metrics)
+        self.dead = _DeadLetters(self.records, name, self.connector.context.edge_key, self.metrics)
         backoff = 1.0
         try:
             self.connector.start(self.store.load())
@@ -128,6 +141,8 @@ class SourceRunner:
                     log.error("connector %s: %s; retrying in %.0fs from the committed offsets", name, exc, backoff)
                     self._pending.clear()
                     self._offsets.clear()
+                    self._unflushed = 0
+                    self.records.discard()
                     self.stop_event.wait(backoff)
                     backoff = min(backoff * 2, 60.0)
                     self.connector.stop()
@@ -138,6 +153,7 @@ class SourceRunner:
                 self.stop_event.wait(self.config.poll_interval_seconds)
         finally:
             self.connector.stop()
+            self.records.close(timeout=10)
             self.producer.close(timeout=10)
         return self.stats
 
@@ -160,41 +176,41 @@ class SourceRunner:
         topic = rec.topic or self.config.topic
         schema = rec.schema or self.config.schema_name
         try:
-            value = encode_event(schema, rec.value)
-            if len(value) > MAX_RECORD_BYTES:
-                raise RecordRejected("record_too_large", f"{schema}: the event encodes to {len(value)} bytes, more "
-                                     f"than {MAX_RECORD_BYTES}; a field holds far more than it should")
+            value = checked_value(schema, rec)
         except RecordRejected as exc:
             failed, detail = rec.on_failed, exc.detail
-            self._reject(Rejected(original=rec.original or b"", reason=exc.reason, detail=detail, key=rec.key,
+            self._reject(Rejected(original=rec.original_bytes(), reason=exc.reason, detail=detail, key=rec.key,
                                   field=exc.field, on_rejected=(lambda: failed(detail)) if failed else None))
             return
-        fut = self.producer.send(topic, key=rec.key.encode(), value=value)
-        self._pending.append((fut, rec.on_delivered))
+        self.records.send(topic, rec.key.encode(), value)
+        self._unflushed += 1
+        if rec.on_delivered is not None:
+            self._pending.append(rec.on_delivered)
         self.stats.produced += 1
-        self.metrics.connector_records.labels(connector=self.config.name, outcome="produced").inc()
+        self._produced.inc()
 
     def _reject(self, rej: Rejected) -> None:
-        fut = self.dead.send(rej.original, rej.reason, rej.detail, encrypt=True, key=rej.key)
+        self.dead.send(rej.original, rej.reason, rej.detail, encrypt=True, key=rej.key)
+        self._unflushed += 1
         self.stats.rejected += 1
-        self.metrics.connector_records.labels(connector=self.config.name, outcome="rejected").inc()
-        self._pending.append((fut, rej.on_rejected))
+        self._rejected.inc()
+        if rej.on_rejected is not None:
+            self._pending.append(rej.on_rejected)
 
     def commit(self) -> None:
-        """Flush, check every send, then write offsets: the order that makes a crash lose nothing."""
-        if not self._pending and not self._offsets:
+        """Flush (every send acknowledged, or raise), then write offsets: the order that makes a crash lose
+        nothing. Callbacks (an HTTP answer waiting for its record) run once both are durable."""
+        if not self._unflushed and not self._offsets:
             return
-        self.producer.flush()
+        self.records.flush()  # raises on any failed send: offsets are then not written
+        self._unflushed = 0
         pending, self._pending = self._pending, []
-        for fut, _callback in pending:
-            fut.get(timeout=30)  # raises KafkaError: offsets are then not written
         offsets, self._offsets = self._offsets, {}
         if offsets:
             self.store.write(offsets)
             self.connector.committed(offsets)
-        for _fut, callback in pending:
-            if callback is not None:
-                callback()
+        for callback in pending:
+            callback()
         self.stats.commits += 1
 
 
@@ -323,6 +339,16 @@ def _audit_for(config: SinkConfig) -> Any:
     settings = get_settings()
     path = config.resolve(config.audit_log) if config.audit_log else settings.audit_log
     return AuditLog(path, audit_key(settings.audit_key)) if path else None
+
+
+def checked_value(schema: str, rec: SourceRecord) -> bytes:
+    """The value of ``rec`` as it goes on the topic: encoded by :func:`encode_event` (or already, by a worker
+    process running this same function), and within ``MAX_RECORD_BYTES``; else ``RecordRejected``."""
+    value = rec.encoded if rec.encoded is not None else encode_event(schema, rec.value)
+    if len(value) > MAX_RECORD_BYTES:
+        raise RecordRejected("record_too_large", f"{schema}: the event encodes to {len(value)} bytes, more "
+                             f"than {MAX_RECORD_BYTES}; a field holds far more than it should")
+    return value
 
 
 def encode_event(schema: str, value: Mapping[str, Any]) -> bytes:
