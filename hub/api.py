@@ -41,7 +41,7 @@ How it works
     was in flight, which is most of the time from 20 requests/s on. Two things bound that:
 
     * while requests are in flight, an empty fetch response is held for ``empty_fetch_wait_seconds``
-      (5 ms) before the consumer may send the next fetch (:func:`pace_empty_fetches`) — what a Kafka
+      (5 ms) before the consumer may send the next fetch (:func:`hub.clients.pace_empty_fetches`) — what a Kafka
       broker does with ``fetch.max.wait.ms``, done on the client's side; a fetch that returns records is
       never held. Measured on the benchmark's tail: ≈180 fetches/s and ≈9 % of a core, for ≈3 ms more
       median wait on an answer (benchmarks/counter_api_latency.py, BENCHMARKS.md);
@@ -296,41 +296,6 @@ class _Pending:
     warnings: list[dict[str, str]] = field(default_factory=list)
 
 
-def _fetch_was_empty(response: Any) -> bool:
-    """Whether a FetchResponse carried no record bytes for any partition (False when its shape is unknown)."""
-    try:
-        return all(not part[-1] for _topic, parts in response.topics for part in parts)
-    except (AttributeError, TypeError, IndexError, ValueError):
-        return False
-
-
-def pace_empty_fetches(consumer: Any, wait_seconds: float) -> bool:
-    """Hold each *empty* fetch response of ``consumer`` for ``wait_seconds`` before its fetcher goes on.
-
-    Why: a broker that answers an empty fetch at once (noida-db) makes aiokafka's fetcher send the next
-    fetch at once, thousands a second; Kafka would hold the fetch for ``fetch.max.wait.ms`` on its side.
-    This does it on ours, for one consumer: its client's ``send`` is wrapped, and a fetch response without
-    records returns to the fetcher only after the wait (the fetcher keeps one fetch in flight per broker, so
-    it sends nothing meanwhile). Responses with records are never held. aiokafka has no public hook for
-    this; if its client ever lacks ``send``, nothing is wrapped (False) and the tail merely spins as before.
-    """
-    from aiokafka.protocol.fetch import FetchRequest
-
-    client = getattr(consumer, "_client", None)
-    send = getattr(client, "send", None)
-    if send is None:
-        log.warning("counter API: cannot pace empty fetches with this aiokafka; the tail will spin on noida-db")
-        return False
-    async def paced(node_id: int, request: Any, *args: Any, **kwargs: Any) -> Any:
-        response = await send(node_id, request, *args, **kwargs)
-        if isinstance(request, FetchRequest) and _fetch_was_empty(response):
-            await asyncio.sleep(wait_seconds)
-        return response
-
-    client.send = paced
-    return True
-
-
 class CounterBridge:
     """Request/reply over Kafka topics: produce an input, resolve a future when its output shows up."""
 
@@ -365,7 +330,7 @@ class CounterBridge:
         """Connect, and stand at the end of every tailed partition before any request is accepted."""
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-        from hub.clients import ACKS, aiokafka_options
+        from hub.clients import ACKS, aiokafka_options, pace_empty_fetches
         from hub.errors import BrokerError
 
         servers = self.bootstrap.split(",")

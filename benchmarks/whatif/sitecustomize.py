@@ -9,7 +9,7 @@ start-up, and this one applies, when set:
     fields of :class:`hub.processors.stream.StreamOptions`, set after its own ``__init__``;
 ``BENCH_PACE_FETCHES=0.005``
     the worker's consumers hold an empty fetch response that long before fetching again
-    (:func:`hub.api.pace_empty_fetches`, what the counter API does against noida-db).
+    (:func:`hub.clients.pace_empty_fetches`, what the counter API does against noida-db).
 
 Without the variables it does nothing. Never on the path of a real deployment.
 """
@@ -39,7 +39,7 @@ if _OPTIONS or _PACE:
         stream.StreamOptions.__init__ = _patched  # type: ignore[method-assign]
 
     if _PACE:
-        from hub.api import pace_empty_fetches
+        from hub.clients import pace_empty_fetches
 
         class _PacedConsumer(stream.AIOKafkaConsumer):  # type: ignore[misc,name-defined]
             async def start(self) -> None:

@@ -1,4 +1,4 @@
-"""The counter API's tail does not spin on a broker that answers empty fetches at once (noida-db).
+"""A tailing consumer (the counter API's, the worker's) does not spin on a broker answering empty fetches at once.
 
 What is asserted: an empty fetch response reaches the fetcher only after the pacing wait, a response with
 records at once, anything else (not a fetch, an unknown response shape) at once — so pacing can delay an
@@ -15,7 +15,7 @@ from typing import Any
 
 from aiokafka.protocol.fetch import FetchRequest
 
-from hub.api import _fetch_was_empty, pace_empty_fetches
+from hub.clients import fetch_was_empty, pace_empty_fetches
 
 WAIT = 0.2
 
@@ -62,8 +62,8 @@ def test_other_requests_and_unknown_shapes_are_not_held() -> None:
     consumer = _Consumer(_response(b""))
     pace_empty_fetches(consumer, WAIT)
     assert _timed(consumer, object()) < WAIT / 2  # not a fetch (produce, metadata …)
-    assert not _fetch_was_empty(SimpleNamespace())  # a response without topics: treated as data
-    assert not _fetch_was_empty(SimpleNamespace(topics=[("t", [()])]))
+    assert not fetch_was_empty(SimpleNamespace())  # a response without topics: treated as data
+    assert not fetch_was_empty(SimpleNamespace(topics=[("t", [()])]))
 
 
 def test_without_a_client_nothing_is_wrapped() -> None:
