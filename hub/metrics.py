@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import metadata
@@ -289,14 +289,19 @@ class Metrics:
         if latency_seconds is not None and kind == "settled":
             self.settlement_latency.observe(max(latency_seconds, 0.0))
 
-    def set_referrals_open(self, counts: Mapping[tuple[str, str], int]) -> None:
+    def set_referrals_open(self, counts: Mapping[tuple[str, str], int], departments: Iterable[str] = ()) -> None:
         """Replace the open-referral gauge whole: ``{(department, age_bucket): n}``.
 
         Replacing (not adding) is why this is a method: a department whose referrals all closed
-        must drop to 0 rather than keep its last value.
+        must drop to 0 rather than keep its last value. Every age bucket of every one of ``departments``
+        (those the routing table can address) is present, 0 when empty, so "none open for 30 days" is a
+        0 on the dashboard, not "no data".
         """
         with self._lock:
             self.referrals_open.clear()
+            for department in departments:
+                for age in REFERRAL_AGES:
+                    self.referrals_open.labels(department=department, age=age).set(0)
             for (department, age), n in counts.items():
                 if age not in REFERRAL_AGES:
                     raise ValueError(f"age must be one of {REFERRAL_AGES}, found {age!r}")

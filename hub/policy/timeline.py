@@ -60,6 +60,11 @@ class PolicyTimeline:
 
     _constant: Policy | None = None
 
+    @property
+    def home_policies(self) -> tuple[Policy, ...]:
+        """The home region's policies, every period (e.g. what departments its referrals can address)."""
+        return tuple(self._home)
+
     def lookup(self, day: date) -> tuple[Policy, bool]:
         """(policy, stood_in): the policy for ``day`` and whether it is only the nearest one."""
         if self._constant is not None:

@@ -169,6 +169,10 @@ class PersonLogic:
             total.update(task.open_referrals(routes))
         return total
 
+    def referral_departments(self) -> list[str]:
+        """Every department a referral of the home region can be routed to, over all its policy periods."""
+        return sorted({r.department for p in self.timeline.home_policies for r in p.routes})
+
     def take_fallbacks(self) -> dict[str, int]:
         """Per region, dates for which its nearest policy stood in (§8.4) since the last call."""
         new: dict[str, int] = {}

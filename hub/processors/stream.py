@@ -181,6 +181,8 @@ class PersonStream(mode.Service):
             for topic in INPUT_TOPICS:
                 self.metrics.inputs_duplicate.labels(topic=topic).inc(0)
             self.metrics.policy_fallback.labels(region=self.logic.timeline.home_region).inc(0)
+            for department in self.logic.referral_departments():  # the first escalation is an increase from 0
+                self.metrics.referral_escalations.labels(department=department).inc(0)
         self._policy_metrics()
         await self._reap()
         self.consumer = AIOKafkaConsumer(
@@ -536,7 +538,7 @@ class PersonStream(mode.Service):
         if self.metrics is not None and now - self._last_gauge >= self.options.tick_seconds:
             self._last_gauge = now
             self.metrics.set_referrals_open(self.logic.open_referrals(
-                t.state for t in self.tasks.values() if t.state is not None))
+                t.state for t in self.tasks.values() if t.state is not None), self.logic.referral_departments())
 
     # -- transactions ------------------------------------------------------------------------------
 

@@ -145,6 +145,17 @@ def test_referrals_open_is_replaced_whole() -> None:
     assert reg.get_sample_value("hub_referrals_open", {"department": "health", "age": "1_7d"}) == 2
 
 
+def test_referrals_open_shows_zero_for_every_routed_department_and_age() -> None:
+    """A department with nothing open is a 0 per age bucket (the dashboard's "open > 30 days" has data)."""
+    reg = CollectorRegistry()
+    m = hm.Metrics(reg)
+    m.set_referrals_open({("health", "1_7d"): 2}, ["health", "civil_affairs"])
+    assert reg.get_sample_value("hub_referrals_open", {"department": "health", "age": "1_7d"}) == 2
+    for age in hm.REFERRAL_AGES:
+        assert reg.get_sample_value("hub_referrals_open", {"department": "civil_affairs", "age": age}) == 0
+    assert reg.get_sample_value("hub_referrals_open", {"department": "health", "age": "gt_30d"}) == 0
+
+
 @pytest.mark.parametrize(
     ("age", "bucket"),
     [(timedelta(hours=23), "lt_1d"), (timedelta(days=1), "1_7d"), (timedelta(days=7), "7_30d"),

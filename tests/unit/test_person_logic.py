@@ -68,3 +68,17 @@ def test_a_subject_that_is_not_a_token_never_reaches_the_state() -> None:
     assert [d["reason"] for d in dead] == ["invalid_input"]
     assert "530102199001011231" not in dead[0]["detail"]
     assert len(task.persons) == 0 and not any(k.startswith(b"p:") for k in result.state)
+
+
+def test_referral_departments_are_every_routed_department_of_the_home_region() -> None:
+    """What the open-referral gauge shows 0 for: read here from the home region's policy files themselves."""
+    import tomllib
+
+    from hub.config import get_settings
+
+    settings = get_settings()
+    regions = Path(__file__).resolve().parents[2] / "hub" / "policy" / "regions"
+    expected = set()
+    for path in regions.glob(f"{settings.region}_*.toml"):
+        expected |= {r["department"] for r in tomllib.loads(path.read_text("utf-8"))["referrals"]["route"]}
+    assert expected and build_logic().referral_departments() == sorted(expected)
