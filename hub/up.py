@@ -77,11 +77,41 @@ class _Stop(Exception):
 
 @dataclass
 class SimulatorStatus:
-    """What the simulator process last reported (its JSON status lines), kept across its restarts."""
+    """What the simulator process last reported (its JSON status lines), kept across its restarts.
+
+    With ``path`` (``<data dir>/simulator.json``) the county's identity — seed, first day, busy-from, persons —
+    and how far it got are also kept across runs of ``hub up`` on the same data: the next run continues the
+    same county from there instead of enrolling a second one on top (``make reset`` starts afresh).
+    """
 
     latest: dict[str, Any] = field(default_factory=dict)
     resume_after: str | None = None
     received: float = 0.0
+    path: Path | None = None
+    county: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, county: dict[str, Any]) -> SimulatorStatus:
+        """The saved county when it was made with the same ``persons``; else ``county`` (a new one)."""
+        try:
+            saved = json.loads(path.read_text("utf-8"))
+            if saved.get("county", {}).get("persons") == county.get("persons"):
+                return cls(resume_after=saved.get("resume_after"), path=path, county=saved["county"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass  # none yet, or unreadable: a new county
+        status = cls(path=path, county=county)
+        status.save()
+        return status
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        tmp = self.path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps({"county": self.county, "resume_after": self.resume_after}), "utf-8")
+            tmp.replace(self.path)
+        except OSError as exc:  # a full disk must not stop the demo; the next run then starts a new county
+            log.warning("simulator: cannot save %s: %s", self.path, exc)
 
     def read(self, stream: IO[bytes]) -> None:
         for raw in iter(stream.readline, b""):
@@ -90,8 +120,9 @@ class SimulatorStatus:
             except ValueError:
                 continue
             self.latest, self.received = status, time.monotonic()
-            if status.get("at"):
+            if status.get("at") and status["at"] != self.resume_after:
                 self.resume_after = status["at"]
+                self.save()
 
     def text(self) -> str:
         s = self.latest
@@ -186,6 +217,10 @@ def run_up(settings: Settings, *, simulate: bool, persons: int, rate: float, res
         out.write(f"api: {api_url}\n")
         sim_status = SimulatorStatus()
         if simulate:
+            sim_status = SimulatorStatus.load(data_dir / "simulator.json", _new_county(persons))
+            if sim_status.resume_after:
+                out.write(f"simulator: continuing the county of the last run (seed {sim_status.county['seed']}) "
+                          f"after {sim_status.resume_after}\n")
             simulator = _simulator_part(handle.bootstrap, data_dir, sim_status, persons=persons, rate=rate,
                                         busy_per_minute=busy_per_minute)
             parts.append(simulator)
@@ -262,21 +297,26 @@ def _worker_part(settings: Settings, bootstrap: str, data_dir: Path, metrics_por
     return Part("worker", spawn, log=log_file)
 
 
+def _new_county(persons: int) -> dict[str, Any]:
+    """A new simulated county: starts ``SIMULATOR_HISTORY`` back, busy admissions from ``BUSY_HISTORY`` back."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    return {"persons": persons, "seed": int(time.time()),
+            "start": (now.astimezone(SHANGHAI).date() - SIMULATOR_HISTORY).isoformat(),
+            "busy_from": (now - BUSY_HISTORY).astimezone(SHANGHAI).isoformat()}
+
+
 def _simulator_part(bootstrap: str, data_dir: Path, status: SimulatorStatus, *, persons: int, rate: float,
                     busy_per_minute: float) -> Part:
     import os
 
     log_file = data_dir / "simulator.log"
-    now = datetime.now(UTC).replace(microsecond=0)
-    start: date = now.astimezone(SHANGHAI).date() - SIMULATOR_HISTORY
-    busy_from = (now - BUSY_HISTORY).astimezone(SHANGHAI)
-    seed = int(time.time())
+    county = status.county
+    seed, start, busy_from = county["seed"], county["start"], county["busy_from"]
     env = {**os.environ, "HUB_BROKER": "kafka://" + bootstrap}
 
     def spawn() -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", "hub.feed", "--persons", str(persons), "--rate", str(rate), "--seed", str(seed),
-               "--start", start.isoformat(), "--busy-per-minute", str(busy_per_minute),
-               "--busy-from", busy_from.isoformat()]
+               "--start", start, "--busy-per-minute", str(busy_per_minute), "--busy-from", busy_from]
         if status.resume_after:
             cmd += ["--resume-after", status.resume_after]
         with log_file.open("ab") as err:

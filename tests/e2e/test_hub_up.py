@@ -196,3 +196,31 @@ def test_kill_9_of_hub_up_leaves_no_process_behind(tmp_path: Path) -> None:
     finally:
         hub.kill()
     assert not _gone_within(children, 10.0)
+
+
+def _last_inputs(lines: list[str]) -> int:
+    found = [int(m.group(1).replace(",", "")) for line in lines for m in re.finditer(r"\bin ([\d,]+) ", line)]
+    assert found, "no progress line:\n" + "\n".join(lines[-20:])
+    return found[-1]
+
+
+def test_a_second_hub_up_on_the_same_data_continues_the_county(tmp_path: Path) -> None:
+    """``make run`` twice: the second run resumes the simulated county where the first stopped (same seed,
+    same persons), instead of enrolling a second county on top of the first (inputs doubling)."""
+    first = HubUp(tmp_path, "--duration", "45")
+    try:
+        first.wait_for(r"simulator live", 60)
+        assert first.proc.wait(60) == 0, "\n".join(first.lines[-20:])
+    finally:
+        first.kill()
+    before = _last_inputs(first.lines)
+    saved = (tmp_path / "data" / "simulator.json").read_text()
+    second = HubUp(tmp_path, "--duration", "25")
+    try:
+        second.wait_for(r"continuing the county of the last run", 30)
+        assert second.proc.wait(60) == 0, "\n".join(second.lines[-20:])
+    finally:
+        second.kill()
+    after = _last_inputs(second.lines)
+    assert before < after < before * 1.3, (before, after)  # a second county would have doubled the inputs
+    assert '"seed"' in saved and saved.split('"resume_after"')[0] in (tmp_path / "data" / "simulator.json").read_text()
