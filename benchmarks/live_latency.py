@@ -43,18 +43,27 @@ replay's by event id; otherwise no row prints a figure. The worker runs on event
 ``hub replay`` does) unless ``--wall-clock``: a live deployment's clock ticks move a task's clock between inputs,
 and an input that arrives after such a tick is applied at the clock — outputs ``hub replay`` cannot reproduce.
 
-The same holds for the order inputs reach the broker in. The check passes only if a task's inputs are appended
-in event-time order across its topics: a worker caught up on a topic-partition does not wait for it (policy-spec
-§8.1), so an input that arrives after a newer one of another topic was applied is applied late, at the task's
-clock, and its outputs carry the clock's time instead of its own. One producer without linger keeps the order
-(aiokafka has one request in flight per broker, each carrying every record sent before it; its batches are made
-too large to fill within a round trip, since a full batch's successor waits for the next request behind newer
-records of other partitions). A linger does not: each partition's batch leaves when its own linger ends, and
-with ``--linger-ms 5`` 9 of 15,970 outputs differed from ``hub replay``'s (deposit decisions dated at the
-clock; 50–2,000 events/s, 5 s each) — as several connectors producing at once would cause too. So the default is
-no linger, the figures are for inputs that arrive in event-time order, and the registration day is produced
-before the worker starts (a backlog is merged whole; produced at full speed while the worker reads it, its
-batches fill and arrive out of order).
+Order. The outputs equal ``hub replay``'s only if the worker applies each task's inputs in event-time order
+across its topics: a worker caught up on a topic-partition does not wait for it (policy-spec §8.1), so an input
+that comes after a newer one of another topic was applied is applied late, at the task's clock, and its outputs
+carry the clock's time instead of its own. Two things break that order in a live run:
+
+* the feed: its inputs must reach the broker in event-time order. One producer without linger keeps it (aiokafka
+  has one request in flight per broker, each carrying every record sent before it; its batches here are too
+  large to fill within a round trip, since a full batch's successor would wait for the next request behind newer
+  records of other partitions). A linger does not — each partition's batch leaves when its own linger ends: with
+  ``--linger-ms 5``, 9 of 15,970 outputs differed (deposit decisions dated at the clock), as several connectors
+  producing at once would cause too. The registration day is produced before the worker starts, since produced
+  at full speed while the worker reads it, its batches fill and arrive out of order (a backlog is merged whole).
+* the worker: aiokafka leaves a partition whose fetched records have waited unconsumed longer than its
+  ``prefetch_backoff`` (0.1 s) out of the fetches that follow, so the end offset the worker knows for it ages
+  while newer records of the task's other partitions keep arriving; once the waiting records are consumed the
+  worker's caught-up test (position ≥ that stale end offset) lets the merge apply the newer inputs first
+  (benchmarks/probes/stale_end_offset.py shows the stale end offset in a few seconds, without the worker). It
+  shows when the worker's loop stalls for more than 0.1 s (a load spike, a long batch): in about one quick run
+  in five on this shared machine, 1–12 deposit decisions 14–150 ms late, also with a feed sending each task's
+  inputs one at a time after the broker's acknowledgement of the previous one. Such a run prints no figure;
+  its notes say which inputs were applied late and by how much (the JSON keeps the differences and the figures).
 
     .venv/bin/python benchmarks/live_latency.py --rates 50,500,2000 --seconds 30
 """
@@ -137,7 +146,7 @@ class Phase:
     """Inputs it produces: rate × seconds."""
     first_due: float = 0.0
     ended: float = 0.0
-    """Wall time the last input was handed to the producer."""
+    """Wall time the last input was sent (handed to its producer)."""
     lag_end: int | None = None
     """Inputs not yet committed by the worker's group when the feed stopped."""
     drain_s: float | None = None
@@ -147,22 +156,43 @@ class Phase:
     row: Row | None = None
 
 
+Prepared = tuple[dict[str, Any], bytes, bytes]
+"""An input ready to send: its retimed value (for ``hub replay``), its key, its Avro value."""
+
+
 class Producer:
-    """The live feed's producer: retimes each event to its due time, encodes it, sends it once due (aiokafka,
-    acks=all, ``linger_ms`` like a department connector's).
+    """The live feed's producer: retimes each event to its due time, encodes it, sends it once due (one aiokafka
+    producer, acks=all, no linger by default: order, module docstring).
 
     Every input is kept (:class:`Sent`): its value feeds ``hub replay`` after the run and its due time the
     latency. An input is retimed and encoded *before* the wait for its due time, so the send itself is all that
-    follows it; sends are awaited in bulk (:meth:`flush`): a department's producer does not wait per record.
+    follows it; sends are awaited in bulk (:meth:`flush`), as a department's producer does.
     """
 
-    def __init__(self, producer: Any, sent: list[Sent]) -> None:
-        self.producer = producer
+    def __init__(self, bootstrap: str, sent: list[Sent], linger_ms: int) -> None:
+        self.bootstrap = bootstrap
         self.sent = sent
+        self.linger_ms = linger_ms
         self.retimer = Retimer()
+        self.client: Any = None
         self._futures: list[asyncio.Future[Any]] = []
 
-    def prepare(self, ev: FeedEvent, due_us: int) -> tuple[dict[str, Any], bytes, bytes]:
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        from hub.clients import aiokafka_options
+
+        # Batches far larger than a request round trip's worth of records: a full batch would leave its newer
+        # successor for the next request, behind other partitions' newer records (order, module docstring).
+        self.client = AIOKafkaProducer(bootstrap_servers=self.bootstrap.split(","), acks="all",
+                                       linger_ms=self.linger_ms, max_batch_size=512 * 1024, **aiokafka_options())
+        await self.client.start()
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.stop()
+
+    def prepare(self, ev: FeedEvent, due_us: int) -> Prepared:
         """(retimed value, key, Avro value) of ``ev`` due at ``due_us``."""
         from hub.runtime import encode_input
 
@@ -170,13 +200,16 @@ class Producer:
         key, data = encode_input(ev.topic, value)
         return value, key, data
 
-    async def send(self, topic: str, prepared: tuple[dict[str, Any], bytes, bytes], due_us: int, phase: str) -> None:
+    async def send(self, topic: str, prepared: Prepared, due_us: int, phase: str) -> float:
+        """Hand one input to the producer, stamped now; returns that moment (wall clock)."""
         value, key, data = prepared
-        now_ms = int(time.time() * 1000)
-        self._futures.append(await self.producer.send(topic, data, key=key, timestamp_ms=now_ms))
-        self.sent.append(Sent(phase, topic, value, due_us / 1e6, now_ms))
+        now = time.time()
+        self._futures.append(await self.client.send(topic, data, key=key, timestamp_ms=int(now * 1000)))
+        self.sent.append(Sent(phase, topic, value, due_us / 1e6, int(now * 1000)))
+        return now
 
     async def flush(self) -> None:
+        """Wait until every input handed over so far is acknowledged (raises the first that failed)."""
         futures, self._futures = self._futures, []
         await asyncio.gather(*futures)
 
@@ -206,9 +239,8 @@ class Producer:
             if delay > 0:
                 await asyncio.sleep(delay)
             elif i % 50 == 0:
-                await asyncio.sleep(0)  # behind schedule: still let the tail record arrivals
-            await self.send(ev.topic, prepared, due_us, phase.name)
-        phase.ended = time.time()
+                await asyncio.sleep(0)  # behind schedule: still let the producer's sender run
+            phase.ended = await self.send(ev.topic, prepared, due_us, phase.name)
         await self.flush()
 
 
@@ -487,10 +519,6 @@ async def drive(args: argparse.Namespace, bootstrap: str, group: str, start_work
     whereas a worker consuming it while it is being produced at full speed would apply records from
     partitions whose batches arrived first (see the module docstring on order). ``--profile`` samples the worker
     from the warm-up on (into ``samplers``), so the profile is of live work, not of the backlog."""
-    from aiokafka import AIOKafkaProducer
-
-    from hub.clients import aiokafka_options
-
     phases = [Phase("warm-up", min(args.rates), args.warmup)] if args.warmup > 0 else []
     phases += [Phase(f"{rate:g} events/s", rate, args.seconds) for rate in args.rates]
     for phase in phases:
@@ -502,14 +530,10 @@ async def drive(args: argparse.Namespace, bootstrap: str, group: str, start_work
     events = iter(list(itertools.islice(feed, live_events)))  # simulated before the clock runs
     table.notes.append(f"province: {persons:,} simulated persons (mix `{args.mix}`, seed {args.seed}); registration "
                        f"day {len(registration):,} records loaded first as a backlog, then {live_events:,} live")
-    # Batches far larger than a request round trip's worth of records: a full batch would leave its newer
-    # successor for the next request, behind other partitions' newer records (order, module docstring).
-    kafka = AIOKafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=args.linger_ms,
-                             max_batch_size=512 * 1024, **aiokafka_options())
-    await kafka.start()
+    producer = Producer(bootstrap, sent, args.linger_ms)
+    await producer.start()
     tail: Tail | None = None
     try:
-        producer = Producer(kafka, sent)
         say(f"registration day: {len(registration):,} records …")
         await producer.backlog(registration)
         worker, metrics_url = start_worker()
@@ -543,19 +567,66 @@ async def drive(args: argparse.Namespace, bootstrap: str, group: str, start_work
         if tail is not None:
             with contextlib.suppress(BenchError):
                 tail.stop(5.0)
-        await kafka.stop()
+        await producer.stop()
 
 
-def check(bootstrap: str, sent: Sequence[Sent], tmp: Path) -> tuple[bool, str, int]:
-    """(equal?, verdict, live outputs) of the worker's outputs against ``hub replay`` on every input produced."""
+@dataclass
+class Verdict:
+    """The check against ``hub replay``: equal?, the verdict, and what differed (for the JSON)."""
+
+    ok: bool
+    text: str
+    outputs: int
+    differences: list[dict[str, Any]] = field(default_factory=list)
+    late: str = ""
+    """When outputs carry a later time than the replay's: which inputs were applied late, and by how much."""
+
+
+def check(bootstrap: str, sent: Sequence[Sent], tmp: Path) -> Verdict:
+    """The worker's outputs against ``hub replay`` on every input produced, in production order."""
+    from hub.processors.partitioning import partition_for
+    from hub.runtime import record_key
+    from hub.topics import PARTITIONS
+
     lines = tmp / "inputs.jsonl"
     with lines.open("w", encoding="utf-8") as fh:
         for s in sent:
             fh.write(json.dumps({"topic": s.topic, "value": s.value}, ensure_ascii=False) + "\n")
     reference, _ = replay_reference(lines)
     live = live_outputs(bootstrap, OUTPUT_TOPICS)
-    ok, verdict = compare(reference, live)
-    return ok, verdict, len(live)
+    ok, text = compare(reference, live)
+    verdict = Verdict(ok, text, len(live))
+    if ok:
+        return verdict
+    by_time = {s.value["occurred_at"]: s for s in sent}
+    late: Counter[str] = Counter()
+    worst = 0.0
+    for key in sorted(k for k in set(reference) & set(live) if reference[k] != live[k]):
+        ref, got = json.loads(reference[key]), json.loads(live[key])
+        entry: dict[str, Any] = {"output": list(key), "reference": ref, "live": got}
+        cause = by_time.get(ref.get("occurred_at", ""))
+        if cause is not None and got.get("occurred_at", "") > ref["occurred_at"]:
+            ms = (datetime.fromisoformat(got["occurred_at"]) - datetime.fromisoformat(ref["occurred_at"]))
+            entry["applied_late_ms"] = round(ms.total_seconds() * 1000, 1)
+            worst = max(worst, entry["applied_late_ms"])
+            late[f"{cause.topic}[{partition_for(record_key(cause.topic, cause.value), PARTITIONS)}]"] += 1
+        if len(verdict.differences) < 50:
+            verdict.differences.append(entry)
+    if late:
+        verdict.late = (f"{sum(late.values())} differing outputs carry a later time than the replay's: their inputs "
+                        f"were applied late, at the task's clock, by up to {worst:.0f} ms (inputs: {dict(late)})")
+    return verdict
+
+
+def worker_log_notes(log_file: Path) -> str:
+    """The worker's warnings and errors during the run, counted, with the first few (empty when none)."""
+    if not log_file.exists():
+        return ""
+    lines = [ln for ln in log_file.read_text(errors="replace").splitlines()
+             if any(level in ln for level in (" WARNING ", " ERROR ", " CRITICAL "))]
+    if not lines:
+        return ""
+    return f"worker log: {len(lines)} warning/error line(s); first: " + " | ".join(ln[:200] for ln in lines[:3])
 
 
 def measure(args: argparse.Namespace, table: Table, tmp: Path) -> None:
@@ -587,7 +658,7 @@ def measure(args: argparse.Namespace, table: Table, tmp: Path) -> None:
                 stop_spy(sampler)
             say("linking outputs to inputs; checking against hub replay …")
             links = link(arrivals, sent)
-            ok, verdict, _ = check(broker.bootstrap, sent, tmp)
+            verdict = check(broker.bootstrap, sent, tmp)
             after = len(live_outputs(broker.bootstrap, OUTPUT_TOPICS, since=since))
         except BaseException:
             if (tmp / "worker.log").exists():
@@ -601,6 +672,16 @@ def measure(args: argparse.Namespace, table: Table, tmp: Path) -> None:
     if args.profile is not None and (args.profile / "worker.raw").exists():
         (args.profile / "worker.txt").write_text(summarize_stacks(args.profile / "worker.raw") + "\n")
         say(f"profile: {args.profile / 'worker.txt'}")
+    if verdict.late:
+        table.notes.append(verdict.late)
+    log_note = worker_log_notes(tmp / "worker.log")
+    if log_note:
+        table.notes.append(log_note)
+    if not verdict.ok and args.json is not None and (tmp / "worker.log").exists():
+        kept = args.json.with_suffix(".worker.log")
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_bytes((tmp / "worker.log").read_bytes())
+        table.notes.append(f"the worker's log is kept in {kept} (outputs differed)")
     linked = sum(sum(v.topics.values()) for v in links.by_input.values())
     table.notes.append(f"linking: the tail consumed {len(arrivals) - links.duplicates:,} of the {after:,} outputs "
                        f"written after the registration day ({links.duplicates} twice); {linked:,} linked to "
@@ -612,9 +693,11 @@ def measure(args: argparse.Namespace, table: Table, tmp: Path) -> None:
         r = phase.row
         r.figures, r.note = figures(phase, sent, links)
         r.extra["timeline"] = timeline(phase, sent, links, [i for i, s in enumerate(sent) if s.phase == phase.name])
-        r.check = verdict
-        if not ok:
-            r.withhold(verdict)
+        r.check = verdict.text
+        if not verdict.ok:
+            r.withhold(verdict.text)
+            if not table.rows:  # the differences once, with the first row
+                r.extra["differences"] = verdict.differences
         table.add(r)
 
 
@@ -636,8 +719,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="simulated persons (default: enough for about a simulated year of live events)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--linger-ms", type=int, default=0,
-                    help="the feed's producer linger (default 0; with more, records can reach the broker out of "
-                         "event-time order and differ from hub replay, see the module docstring)")
+                    help="the feed's producer linger (default 0; more lets inputs reach the broker out of "
+                         "event-time order, module docstring)")
     ap.add_argument("--read-pace", type=float, default=0.005, metavar="SECONDS",
                     help="the output consumer holds an empty fetch this long (as the counter API's tail; 0: spin)")
     ap.add_argument("--wall-clock", action="store_true",
