@@ -241,6 +241,8 @@ def bench_worker(bootstrap: str, n: int, reference: Outputs, timeout: float, bro
                 procs.append(spawn_worker(bootstrap, data_dir=data, metrics_port=ports[i], app_id=app_id,
                                           log_file=logs[i], extra_env={"HUB_WALL_CLOCK": "0", **env}))
             measure_consumer(r, procs, bootstrap, app_id, ports, n, timeout, broker_pid, logs)
+            if workers > 1:  # read before the stop: a worker stopping first hands its tasks to the other
+                r.note += "; " + _assignments(logs)
         finally:
             for proc in procs:
                 stop_process(proc)
@@ -249,6 +251,18 @@ def bench_worker(bootstrap: str, n: int, reference: Outputs, timeout: float, bro
         if not ok:
             r.withhold(verdict)
     return r
+
+
+def _assignments(log_files: Sequence[Path]) -> str:
+    """The tasks each worker ended with and how many assignments it went through (the group's rebalances), from
+    the lines ``person stream: tasks [...]`` of its log."""
+    parts = []
+    for i, log_file in enumerate(log_files, 1):
+        lines = [ln for ln in log_file.read_text(errors="replace").splitlines() if "person stream: tasks" in ln] \
+            if log_file.exists() else []
+        last = lines[-1].rsplit("tasks", 1)[1].strip() if lines else "?"
+        parts.append(f"worker {i} tasks {last} after {len(lines)} assignment(s)")
+    return ", ".join(parts)
 
 
 def worker_ratios(rows: Sequence[Row]) -> None:
