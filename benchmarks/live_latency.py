@@ -311,8 +311,12 @@ async def _tail(bootstrap: str, pace: float, since: dict[tuple[str, int], int], 
                 ) -> list[tuple[float, str, int, bytes]]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from hub.api import pace_empty_fetches
     from hub.clients import aiokafka_options
+
+    try:  # hub.clients since the worker paces its own fetches with it; hub.api before
+        from hub.clients import pace_empty_fetches  # type: ignore[attr-defined]
+    except ImportError:
+        from hub.api import pace_empty_fetches
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False,
                                 isolation_level="read_committed", group_id=None,
