@@ -51,7 +51,6 @@ from typing import Any
 
 import aiohttp
 from harness import (
-    ROOT,
     BenchError,
     Row,
     Table,
@@ -64,6 +63,7 @@ from harness import (
     spy,
     stop_spy,
     summarize_stacks,
+    whatif_env,
 )
 from kafka import KafkaProducer
 from reference import compare, read_records, replay_reference
@@ -322,13 +322,10 @@ def _cpu_pct(pid: int, before: float | None, seconds: float) -> float | None:
 def measure(args: argparse.Namespace, table: Table, tmp: Path) -> None:
     """Broker, worker, API; warm-up; each rate, then idle; then the check against hub replay."""
     persons = [bench_id(i) for i in range(args.persons)]
-    options = ",".join(args.worker_option)
-    extra = {"HUB_WALL_CLOCK": "0"}
-    if options or args.worker_pace:
-        path = os.pathsep.join(p for p in (str(ROOT / "benchmarks" / "whatif"), os.environ.get("PYTHONPATH")) if p)
-        extra |= {"BENCH_STREAM_OPTIONS": options, "BENCH_PACE_FETCHES": str(args.worker_pace), "PYTHONPATH": path}
-        table.notes.append(f"what-if: the worker ran with live-shell options `{options or 'as shipped'}` and empty "
-                           f"fetches held {args.worker_pace * 1000:g} ms (benchmarks/whatif/sitecustomize.py)")
+    whatif, note = whatif_env(args.worker_option, args.worker_pace)
+    extra = {"HUB_WALL_CLOCK": "0", **whatif}
+    if note:
+        table.notes.append(note)
     with EmbeddedBroker() as broker:
         ensure_topics(broker.bootstrap)
         worker = spawn_worker(broker.bootstrap, data_dir=tmp, log_file=tmp / "worker.log", extra_env=extra)

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 __all__ = ["BenchError", "Machine", "Row", "Table", "busy_processes", "command_line", "cpu_seconds", "die_with_parent",
            "fmt", "loadavg", "machine", "now", "percentile", "row", "rss_mb", "say", "spy", "stop_spy",
-           "summarize_stacks"]
+           "summarize_stacks", "whatif_env"]
 
 
 class BenchError(RuntimeError):
@@ -157,6 +157,23 @@ def die_with_parent() -> None:
     os.setpgrp()
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def whatif_env(options: Sequence[str], pace: float) -> tuple[dict[str, str], str]:
+    """Environment that starts a worker with its live shell's tunables changed (benchmarks/whatif/), and the
+    note saying so; ``({}, "")`` when nothing is changed.
+
+    ``options``: ``NAME=VALUE`` fields of ``hub.processors.stream.StreamOptions`` (e.g. ``idle_pause=0.005``);
+    ``pace``: seconds the worker's consumers hold an empty fetch response. Why a what-if and not a change: the
+    worker is not the benchmarks' to change; this says how much a tunable costs before someone changes it.
+    """
+    joined = ",".join(options)
+    if not joined and not pace:
+        return {}, ""
+    path = os.pathsep.join(p for p in (str(ROOT / "benchmarks" / "whatif"), os.environ.get("PYTHONPATH")) if p)
+    env = {"BENCH_STREAM_OPTIONS": joined, "BENCH_PACE_FETCHES": str(pace), "PYTHONPATH": path}
+    return env, (f"what-if: the worker ran with live-shell options `{joined or 'as shipped'}` and empty fetches held "
+                 f"{pace * 1000:g} ms (benchmarks/whatif/sitecustomize.py)")
 
 
 def say(msg: str) -> None:

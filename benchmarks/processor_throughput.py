@@ -12,18 +12,27 @@ of one run are, over the *same* encoded records (:mod:`workload`):
     :mod:`floors`: the client's ceiling, the framework's ceiling, and what a user might pick instead.
 ``hub worker``
     One real worker (:func:`hub.runtime.spawn_worker`, ``HUB_WALL_CLOCK=0``) over the pre-produced inputs.
+``hub workers (two)``
+    Two worker processes started together in one group (one app id), sharing the four tasks (partitions), over
+    the same records: what a second process buys on this machine, as ``× one worker`` (the broker and this
+    script share the same cores; the notes give each process's CPU). ``--workers 1`` leaves it out.
 
 Every row that writes outputs has them compared by event id with ``hub replay``'s on the same records
 (:mod:`reference`) before its rate is printed; a row whose outputs differ prints no figure.
 
-How the worker rows are timed (start-up excluded): the worker's Prometheus endpoint is polled every 0.1 s until
+How the worker rows are timed (start-up excluded): the workers' Prometheus endpoints are polled every 0.1 s until
 the first count, then every 0.5 s (a scrape costs the worker CPU). The clock starts at the first poll where
-``hub_events_consumed_total`` > 0 and stops when the group's *committed* lag on every input topic is 0
+``hub_events_consumed_total`` (summed over the workers) > 0 and stops when the group's *committed* lag on every
+input topic is 0
 (:func:`hub.runtime.group_lag`, polled every 0.25 s once every event was counted); "to last consumed" is in the
 notes. The notes give CPU from /proc: the worker as a share of one core, its event-loop thread in µs per event
 (its critical path, and the figure that does not depend on how much CPU other processes leave), the broker's.
 
-Run: ``.venv/bin/python benchmarks/processor_throughput.py [--events 100000] [--mix realistic]``.
+With two workers the clock includes what sharing costs: the group's rebalance when the second member joins
+(a task that moves is restored from its state topic by its new owner) and any task a worker waits for; the
+count summed over both endpoints may exceed the events (a moved task's records are fetched again).
+
+Run: ``.venv/bin/python benchmarks/processor_throughput.py [--events 100000] [--mix realistic] [--workers 1,2]``.
 Everything it starts (broker, workers) is stopped before it returns, also on Ctrl-C or a timeout.
 """
 
@@ -41,12 +50,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from floors import COLUMNS, aiokafka_floor, faust_floor, quix_row, ratios
+from floors import COLUMNS as FLOOR_COLUMNS
+from floors import aiokafka_floor, faust_floor, quix_row, ratios
 from harness import BenchError, Row, Table, command_line, cpu_seconds, row, say
 from reference import Outputs, compare, end_offsets, live_outputs, replay_reference
 from workload import MIXES, Workload, build_workload, produce
 
 from hub.topics import INPUT_TOPICS, OUTPUT_TOPICS
+
+COLUMNS = [*FLOOR_COLUMNS, ("ratio_one", "× one worker")]
 
 # ------------------------------------------------------------------------------------------ pure logic
 
@@ -116,40 +128,60 @@ def _consumed(url: str) -> float | None:
                if line.startswith("hub_events_consumed_total{"))
 
 
-def measure_consumer(r: Row, proc: subprocess.Popen[bytes], bootstrap: str, group: str, metrics_port: int,
-                     n: int, timeout: float, broker_pid: int | None, log_file: Path) -> None:
-    """Time a worker from its first consumed batch to committed lag 0 (see the module doc) into ``r``."""
+def _total(values: Sequence[float | None]) -> float | None:
+    """The sum of per-process figures, or None when one of them is unknown (a process gone)."""
+    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+
+def _tail(log_files: Sequence[Path]) -> str:
+    """The workers' logs' last errors (the logs themselves are deleted with the benchmark's temp dir)."""
+    parts = []
+    for log_file in log_files:
+        if not log_file.exists():
+            continue
+        lines = log_file.read_text(errors="replace").splitlines()
+        errors = [ln for ln in lines if "ERROR" in ln or "Error" in ln][-8:]
+        parts.append("\n".join([f"[{log_file.name}]", *errors, "…", *lines[-15:]]))
+    return "\n".join(parts)
+
+
+def measure_consumer(r: Row, procs: Sequence[subprocess.Popen[bytes]], bootstrap: str, group: str,
+                     metrics_ports: Sequence[int], n: int, timeout: float, broker_pid: int | None,
+                     log_files: Sequence[Path]) -> None:
+    """Time the workers of ``group`` from their first consumed batch to committed lag 0 (module doc) into ``r``."""
     from hub.runtime import group_lag
 
-    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    urls = [f"http://127.0.0.1:{port}/metrics" for port in metrics_ports]
     deadline = time.monotonic() + timeout
     t_first = t_consumed = None
     cpu_first = broker_first = main_first = None
     startup = 0.0
 
-    def tail() -> str:
-        """The worker log's last errors (the log itself is deleted with the benchmark's temp dir)."""
-        if not log_file.exists():
-            return ""
-        lines = log_file.read_text(errors="replace").splitlines()
-        errors = [ln for ln in lines if "ERROR" in ln or "Error" in ln][-8:]
-        return "\n".join(errors + ["…"] + lines[-15:])
+    def consumed() -> float:
+        return sum(_consumed(url) or 0.0 for url in urls)
+
+    def cpu() -> list[float | None]:
+        return [cpu_seconds(p.pid) for p in procs]
+
+    def main_threads() -> float | None:
+        return _total([cpu_seconds(p.pid, p.pid) for p in procs])
 
     def check() -> None:
-        if proc.poll() is not None:
-            raise BenchError(f"{r.name}: the worker exited with {proc.returncode}; log:\n{tail()}")
+        for proc in procs:
+            if proc.poll() is not None:
+                raise BenchError(f"{r.name}: worker pid {proc.pid} exited with {proc.returncode}; "
+                                 f"log:\n{_tail(log_files)}")
         if time.monotonic() > deadline:
-            raise BenchError(f"{r.name}: not done within {timeout:.0f} s ({_consumed(url)} of {n} events "
-                             f"consumed); log:\n{tail()}")
+            raise BenchError(f"{r.name}: not done within {timeout:.0f} s ({consumed()} of {n} events "
+                             f"consumed); log:\n{_tail(log_files)}")
 
     started = time.monotonic()
     while t_consumed is None:
         check()
-        count = _consumed(url) or 0.0
+        count = consumed()
         now = time.perf_counter()
         if count > 0 and t_first is None:
-            t_first, cpu_first, broker_first = now, cpu_seconds(proc.pid), cpu_seconds(broker_pid)
-            main_first = cpu_seconds(proc.pid, proc.pid)
+            t_first, cpu_first, broker_first, main_first = now, cpu(), cpu_seconds(broker_pid), main_threads()
             startup = time.monotonic() - started
         if count >= n:
             t_consumed = now
@@ -162,49 +194,86 @@ def measure_consumer(r: Row, proc: subprocess.Popen[bytes], bootstrap: str, grou
             break
         time.sleep(0.25)
     seconds = time.perf_counter() - t_first
-    cpu_end, broker_end, main_end = cpu_seconds(proc.pid), cpu_seconds(broker_pid), cpu_seconds(proc.pid, proc.pid)
+    cpu_end, broker_end, main_end = cpu(), cpu_seconds(broker_pid), main_threads()
     r.figures.update({"events": n, "seconds": seconds, "rate": n / seconds})
-    r.extra.update({"to_last_consumed_s": t_consumed - t_first, "startup_s": startup})
-    consumed = t_consumed - t_first
-    notes = [(f"{n / consumed:,.0f}/s to last consumed" if consumed > 0 else "all consumed by the first scrape")
+    r.extra.update({"to_last_consumed_s": t_consumed - t_first, "startup_s": startup, "workers": len(procs)})
+    consumed_s = t_consumed - t_first
+    notes = [(f"{n / consumed_s:,.0f}/s to last consumed" if consumed_s > 0 else "all consumed by the first scrape")
              + f"; start-up {startup:.1f} s excluded"]
-    if cpu_first is not None and cpu_end is not None:
-        r.extra["worker_cpu_s"] = cpu_end - cpu_first
+    if cpu_first is not None and None not in cpu_first and None not in cpu_end:
+        each = [b - a for a, b in zip(cpu_first, cpu_end, strict=True)]  # type: ignore[operator]
+        r.extra["worker_cpu_s"] = sum(each)
         r.figures["cpu_us"] = r.extra["worker_cpu_s"] / n * 1e6
-        notes.append(f"worker {r.extra['worker_cpu_s'] / seconds:.0%} of a core")
+        notes.append(f"worker {each[0] / seconds:.0%} of a core" if len(each) == 1 else
+                     "workers " + " + ".join(f"{c / seconds:.0%}" for c in each) + " of a core")
     if main_first is not None and main_end is not None:
         r.extra["main_thread_us_per_event"] = (main_end - main_first) / n * 1e6
-        notes.append(f"event-loop thread {r.extra['main_thread_us_per_event']:.0f} µs/event")
+        notes.append(f"event-loop thread{'s' if len(procs) > 1 else ''} "
+                     f"{r.extra['main_thread_us_per_event']:.0f} µs/event")
     if broker_first is not None and broker_end is not None:
         r.extra["broker_cpu_s"] = broker_end - broker_first
-        notes.append(f"broker {r.extra['broker_cpu_s'] / n * 1e6:.0f} µs/event")
+        notes.append(f"broker {r.extra['broker_cpu_s'] / n * 1e6:.0f} µs/event, "
+                     f"{r.extra['broker_cpu_s'] / seconds:.0%} of a core")
     r.note = "; ".join(notes)
 
 
+WORKER_NAMES = {1: "hub worker", 2: "hub workers (two)"}
+
+
 def bench_worker(bootstrap: str, n: int, reference: Outputs, timeout: float, broker_pid: int | None, tmp: Path,
-                 run: int, env: dict[str, str]) -> Row:
-    """One hub worker over every input (its own app id: its own group and state), outputs checked."""
+                 run: int, env: dict[str, str], workers: int = 1) -> Row:
+    """``workers`` hub workers in one group (its own app id: its own group and state) over every input, started
+    together; outputs checked against ``hub replay``."""
     from hub.broker import free_port
     from hub.runtime import spawn_worker, stop_process
 
-    app_id = f"bench-hub-{run}"
-    with row(f"hub worker (run {run})") as r:
-        port = free_port()
-        data = tmp / app_id
-        data.mkdir()
-        log_file = tmp / f"{app_id}.log"
+    app_id = f"bench-hub-{run}" if workers == 1 else f"bench-hub-{run}-x{workers}"
+    name = WORKER_NAMES.get(workers, f"hub workers ({workers})")
+    with row(f"{name} (run {run})") as r:
+        ports = [free_port() for _ in range(workers)]
+        logs = [tmp / f"{app_id}-{i}.log" for i in range(workers)]
         since = end_offsets(bootstrap, OUTPUT_TOPICS)  # outputs of earlier runs are not this run's
-        proc = spawn_worker(bootstrap, data_dir=data, metrics_port=port, app_id=app_id, log_file=log_file,
-                            extra_env={"HUB_WALL_CLOCK": "0", **env})
+        procs: list[subprocess.Popen[bytes]] = []
         try:
-            measure_consumer(r, proc, bootstrap, app_id, port, n, timeout, broker_pid, log_file)
+            for i in range(workers):
+                data = tmp / f"{app_id}-{i}"
+                data.mkdir()
+                procs.append(spawn_worker(bootstrap, data_dir=data, metrics_port=ports[i], app_id=app_id,
+                                          log_file=logs[i], extra_env={"HUB_WALL_CLOCK": "0", **env}))
+            measure_consumer(r, procs, bootstrap, app_id, ports, n, timeout, broker_pid, logs)
+            if workers > 1:  # read before the stop: a worker stopping first hands its tasks to the other
+                r.note += "; " + _assignments(logs)
         finally:
-            stop_process(proc)
+            for proc in procs:
+                stop_process(proc)
         ok, verdict = compare(reference, live_outputs(bootstrap, OUTPUT_TOPICS, since=since))
         r.check = verdict
         if not ok:
             r.withhold(verdict)
     return r
+
+
+def _assignments(log_files: Sequence[Path]) -> str:
+    """The tasks each worker ended with and how many assignments it went through (the group's rebalances), from
+    the lines ``person stream: tasks [...]`` of its log."""
+    parts = []
+    for i, log_file in enumerate(log_files, 1):
+        lines = [ln for ln in log_file.read_text(errors="replace").splitlines() if "person stream: tasks" in ln] \
+            if log_file.exists() else []
+        last = lines[-1].rsplit("tasks", 1)[1].strip() if lines else "?"
+        parts.append(f"worker {i} tasks {last} after {len(lines)} assignment(s)")
+    return ", ".join(parts)
+
+
+def worker_ratios(rows: Sequence[Row]) -> None:
+    """Fill ``ratio_one`` of each multi-worker row: its rate ÷ the one-worker rate of the same run (else run 1)."""
+    one = {r.name.rsplit("(run ", 1)[1]: r.figures.get("rate") for r in rows
+           if r.name.startswith(WORKER_NAMES[1] + " (run") and r.ok}
+    for r in rows:
+        if r.ok and r.figures.get("rate") and r.extra.get("workers", 1) > 1:
+            base = one.get(r.name.rsplit("(run ", 1)[1]) or next(iter(one.values()), None)
+            if base:
+                r.figures["ratio_one"] = r.figures["rate"] / base
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -222,6 +291,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--persons", type=int, default=None, help="simulated persons (default: per mix, see workload)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--runs", type=int, default=1, help="hub worker runs (each its own group)")
+    ap.add_argument("--workers", default="1,2", metavar="N,N",
+                    help="worker processes per group, one row each per run (default 1,2: one worker, then two "
+                         "sharing the partitions; 1 = one worker only)")
     ap.add_argument("--batch", type=int, default=2000, help="batch of the faust floor and of the Quix merge")
     ap.add_argument("--skip", action="append", default=[], choices=["aiokafka", "faust", "quix", "logic", "worker"],
                     help="leave a measurement out (repeatable)")
@@ -232,7 +304,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="extra environment for the hub worker, e.g. HUB_BATCH_MAX=4000 (repeatable)")
     ap.add_argument("--phase-timeout", type=float, default=1800.0, help="seconds before a row is abandoned")
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON here")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    try:
+        args.workers = [int(w) for w in args.workers.split(",") if w.strip()]
+    except ValueError:
+        ap.error(f"--workers takes counts separated by commas, e.g. 1,2; found {args.workers!r}")
+    if not args.workers or min(args.workers) < 1:
+        ap.error(f"--workers needs at least one count ≥ 1; found {args.workers!r}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -255,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if {"aiokafka", "faust", "quix", "worker"} - skip:
             _broker_rows(args, workload, skip, env, table)
         ratios(table.rows)
+        worker_ratios(table.rows)
     finally:
         print(table.markdown())
         table.write_json(args.json)
@@ -290,9 +370,10 @@ def _broker_rows(args: argparse.Namespace, workload: Workload, skip: set[str], e
                                batch=args.batch))
         if "worker" not in skip:
             for run in range(1, args.runs + 1):
-                say(f"hub worker run {run} …")
-                table.add(bench_worker(broker.bootstrap, workload.n, reference, args.phase_timeout, broker.pid, tmp,
-                                       run, env))
+                for workers in args.workers:
+                    say(f"hub worker{'s' if workers > 1 else ''} ×{workers}, run {run} …")
+                    table.add(bench_worker(broker.bootstrap, workload.n, reference, args.phase_timeout, broker.pid,
+                                           tmp, run, env, workers))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,10 @@ BENCHES: tuple[Bench, ...] = (
     # floors, Quix Streams and the worker on the same records (item 1(a) and item 2)
     Bench("processor", "processor_throughput.py", ("--events", "100000"), ("--events", "5000"),
           ("--events", "1000000"), 7200),
+    # live end-to-end latency, event produced → output consumed (item 1(b))
+    Bench("live", "live_latency.py", ("--rates", "50,500,2000", "--seconds", "30"),
+          ("--rates", "50,500,2000", "--seconds", "3", "--warmup", "1"), ("--rates", "50,500,2000", "--seconds", "60"),
+          1800),
     # the hospital cashier's wait (item 1(c))
     Bench("counter-api", "counter_api_latency.py", ("--rates", "20,100", "--seconds", "30"),
           ("--rates", "20", "--seconds", "5", "--idle-seconds", "3"), ("--rates", "20,100", "--seconds", "60"), 1800),
