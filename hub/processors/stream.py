@@ -79,6 +79,8 @@ class StreamOptions:
     wall_clock: bool = True
     tick_seconds: float = 5.0
     commit_interval: float = 1.0
+    end_offsets_timeout: float = 2.0
+    """Seconds to wait for the broker's end offsets of the empty partitions (then: not caught up, ask again)."""
     fetch_pace: float = 0.005
     """An empty fetch response is held this long before the next fetch (:func:`hub.clients.pace_empty_fetches`):
     a new record waits at most this, and an idle worker sends ≈200 fetches/s instead of thousands."""
@@ -401,7 +403,7 @@ class PersonStream(mode.Service):
         now = time.time()
         # Positions are read outside the lock: during a rebalance aiokafka's position() waits for the new
         # assignment, which waits for on_partitions_revoked, which waits for the lock.
-        caught_up = {p: await self._caught_up(t) for p, t in list(self.tasks.items()) if t.status == "running"}
+        caught_up = await self._caught_up([t for t in list(self.tasks.values()) if t.status == "running"])
         async with self._lock:
             fetched = 0
             store = self.logic.schema_store
@@ -436,23 +438,39 @@ class PersonStream(mode.Service):
                         await self._commit_offsets(task)
             await self._idle()
 
-    async def _caught_up(self, task: _Task) -> dict[str, bool]:
-        """Per input topic of the task: has the consumer reached the end (last stable offset) of it?"""
+    async def _caught_up(self, tasks: list[_Task]) -> dict[int, dict[str, bool]]:
+        """Per task and input topic with nothing queued: has the consumer reached the end of it (§8.1)?
+
+        The end offset is asked of the broker now (ListOffsets, the last stable offset under read_committed),
+        *after* the fetch whose records the merge is about to weigh. The end the consumer already knows
+        (``last_stable_offset``/``highwater``) comes from the partition's last fetch response, and aiokafka leaves
+        a partition whose fetched records wait unconsumed out of the fetches that follow: that end can be older
+        than a newer record of another partition, and the merge would then pass over an older record already
+        on the broker (benchmarks/probes/stale_end_offset.py). Asked after the fetch, every record written
+        before the ones the merge holds is below the end, so an empty partition holds the merge until it has
+        been read. One request per iteration for all tasks; a failed one counts as not caught up.
+        """
         consumer = self.consumer
         assert consumer is not None
-        flags: dict[str, bool] = {}
         assigned = consumer.assignment()
-        for tp in task.tps:
-            if task.group.buffered(tp.topic):
-                continue  # only an empty queue can hold the merge: its flag is all that matters
-            end = consumer.last_stable_offset(tp)
-            if end is None:
-                end = consumer.highwater(tp)
+        empty = [tp for task in tasks for tp in task.tps if not task.group.buffered(tp.topic) and tp in assigned]
+        ends: dict[TopicPartition, int] = {}
+        if empty:
             try:
-                flags[tp.topic] = (end is not None and tp in assigned
-                                   and await asyncio.wait_for(consumer.position(tp), 0.2) >= end)
-            except Exception:  # repositioning (a rebalance): not caught up
-                flags[tp.topic] = False
+                ends = await asyncio.wait_for(consumer.end_offsets(empty), self.options.end_offsets_timeout)
+            except Exception as exc:  # a rebalance or a slow broker: hold the merge, ask again next time
+                log.debug("person stream: end offsets not known now (%s): holding the merge", exc)
+        flags: dict[int, dict[str, bool]] = {}
+        for task in tasks:
+            mine = flags[task.partition] = {}
+            for tp in task.tps:
+                if task.group.buffered(tp.topic):
+                    continue  # only an empty queue can hold the merge: its flag is all that matters
+                end = ends.get(tp)
+                try:
+                    mine[tp.topic] = end is not None and await asyncio.wait_for(consumer.position(tp), 0.2) >= end
+                except Exception:  # repositioning (a rebalance): not caught up
+                    mine[tp.topic] = False
         return flags
 
     def _throttle(self, task: _Task) -> None:
