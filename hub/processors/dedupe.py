@@ -169,16 +169,32 @@ class RecentIds:
             seg.max_time = max(seg.max_time, t)
         self._segments.setdefault(topic, deque()).append(seg)
 
-    def restored(self, counts: dict[str, int]) -> None:
-        """Finish a restore: order segments, rebuild the index, set the per-topic counts."""
+    def restored(self, counts: dict[str, int], clock_us: int | None = None) -> None:
+        """Finish a restore: order segments, rebuild the index, set the per-topic counts.
+
+        An id can sit in two segments: applied, forgotten (both windows passed), applied again — from another
+        topic, perhaps — before its first segment was dropped. The live index holds the later entry; a
+        restore must too, or the id would look forgotten. Forgetting never reverses (counts and the clock
+        only grow), so the later entry is the one not forgotten at the task's ``clock_us``; within a topic,
+        the one with the higher sequence number.
+        """
         self.counts = dict(counts)
-        self.seen.clear()
         for topic, segments in self._segments.items():
             ordered = sorted(segments, key=lambda s: s.first_seq)
             self._segments[topic] = deque(ordered)
-            no = self._no(topic)
-            for seg in ordered:
-                for k, seq, t in _ENTRY.iter_unpack(seg.entries):
-                    self.seen[k] = _packed(no, seq, t)
             if ordered:
                 self.counts[topic] = max(self.counts.get(topic, 0), ordered[-1].last_seq + 1)
+        self.seen.clear()
+        for topic, segments in self._segments.items():
+            no = self._no(topic)
+            for seg in segments:
+                for k, seq, t in _ENTRY.iter_unpack(seg.entries):
+                    entry = self.seen.get(k)
+                    if entry is not None:
+                        other, other_seq, other_t = _unpacked(entry)
+                        if other == no and other_seq > seq:
+                            continue  # a later application from the same topic is already there
+                        if other != no and clock_us is not None and not self._forgotten(
+                                self._topics[other], other_seq, other_t, clock_us):
+                            continue  # the other topic's entry is the one still remembered: the later one
+                    self.seen[k] = _packed(no, seq, t)

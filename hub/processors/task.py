@@ -271,6 +271,7 @@ class Restorer:
         recent = _recent_ids(self.backend)
         for key, value in self.segments.items():
             recent.restore(key, value)
-        recent.restored({t: int(n) for t, n in self.task.get("counts", {}).items()})
+        recent.restored({t: int(n) for t, n in self.task.get("counts", {}).items()},
+                        state.clock_us if state.engine.clock is not None else None)
         state.recent = recent
         return state
