@@ -563,17 +563,17 @@ class PersonStream(mode.Service):
     async def _commit(self, task: _Task, result: BatchResult | None, offsets: bool = False) -> bool:
         """One transaction: the batch's outputs and the task's state changes. False when it failed.
 
-        The group's committed offsets ride along (``TxnOffsetCommit``) at most once per ``commit_interval``,
-        and whenever the task has nothing more buffered: they serve lag monitoring only (the task's
-        positions come from its state). Why not ``consumer.commit()``: noida-db answers a commit made
+        The group's committed offsets ride along (``TxnOffsetCommit``) at most once per ``commit_interval``
+        and when the worker goes idle: they serve lag monitoring only (the task's positions come from its
+        state), and live, with a transaction per one or two inputs, adding them to every one cost a round
+        trip and a republished lag gauge each time. Why not ``consumer.commit()``: noida-db answers a commit made
         during a rebalance with ILLEGAL_GENERATION, on which aiokafka rejoins under a new member id and the
         old one stays in the group for ever (the rejoin-every-10-s loop once seen here).
         """
         if result is not None and not result.outputs and not result.state and not offsets:
             return True
         now = time.monotonic()
-        if task.state is not None and (offsets or now - task.last_offsets_commit >= self.options.commit_interval
-                                       or task.group.buffered() == 0):
+        if task.state is not None and (offsets or now - task.last_offsets_commit >= self.options.commit_interval):
             offsets = task.state.offsets != task.committed
         try:
             await asyncio.wait_for(self._transaction(task, result, offsets), timeout=self.options.txn_timeout)
