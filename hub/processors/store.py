@@ -76,6 +76,25 @@ class MemoryBackend:
         self.data.clear()
 
 
+ROCKS_WRITE_BUFFER = 16 * 2**20
+"""Bytes of one RocksDB memtable of a task (two at most): writes come in batches of a few thousand subjects."""
+ROCKS_CACHE = 128 * 2**20
+"""Bytes of the block cache every task's RocksDB shares (data, index and filter blocks): the hot subjects
+are decoded in the SubjectStore's own cache anyway; this bounds what the files cost in memory."""
+
+_CACHE: Any = None
+
+
+def _rocks_cache() -> Any:
+    """The worker's one RocksDB block cache (created on first use)."""
+    global _CACHE
+    if _CACHE is None:
+        from rocksdict import Cache
+
+        _CACHE = Cache(ROCKS_CACHE)
+    return _CACHE
+
+
 class RocksBackend:
     """One RocksDB database per task (``HUB_STORE=rocksdb://``): keys ``<ns>:<key>``, values as given.
 
@@ -84,12 +103,22 @@ class RocksBackend:
     """
 
     def __init__(self, path: Path) -> None:
-        from rocksdict import Options, Rdict
+        from rocksdict import BlockBasedOptions, Options, Rdict
 
         shutil.rmtree(path, ignore_errors=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
+        # Memory bounded per task whatever the data: RocksDB's defaults (two 64 MB memtables, index and filter
+        # blocks outside any cache) cost ≈120 MB per task before the first person and grow with the files.
+        options.set_write_buffer_size(ROCKS_WRITE_BUFFER)
+        options.set_max_write_buffer_number(2)
+        table = BlockBasedOptions()
+        table.set_block_cache(_rocks_cache())
+        table.set_cache_index_and_filter_blocks(True)
+        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+        table.set_bloom_filter(10, False)
+        options.set_block_based_table_factory(table)
         self.path = path
         self.db = Rdict(str(path), options)
         self._counts: dict[str, int] = {}
