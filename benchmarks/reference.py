@@ -65,7 +65,9 @@ def read_records(bootstrap: str, topics: Iterable[str], since: Mapping[tuple[str
     from hub.processors.convert import json_safe
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False,
-                             isolation_level="read_committed", max_partition_fetch_bytes=8 * 1024 * 1024,
+                             # 2 MB: noida-db ignores fetch.max.bytes; 24 partitions × 8 MB once made a 138 MB response
+                             # kafka-python refuses as an invalid frame (a 1 M-event run looped on it)
+                             isolation_level="read_committed", max_partition_fetch_bytes=2 * 1024 * 1024,
                              **kafka_python_options())
     try:
         tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
