@@ -65,28 +65,29 @@ def read_records(bootstrap: str, topics: Iterable[str], since: Mapping[tuple[str
     from hub.processors.convert import json_safe
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False,
-                             # 2 MB: noida-db ignores fetch.max.bytes; 24 partitions × 8 MB once made a 138 MB response
-                             # kafka-python refuses as an invalid frame (a 1 M-event run looped on it)
                              isolation_level="read_committed", max_partition_fetch_bytes=2 * 1024 * 1024,
                              **kafka_python_options())
     try:
         tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
-        consumer.assign(tps)
-        for tp in tps:
-            consumer.seek(tp, (since or {}).get((tp.topic, tp.partition), 0))
         ends = consumer.end_offsets(tps)
         rows: list[dict[str, Any]] = []
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            for tp, msgs in consumer.poll(timeout_ms=1000, max_records=50_000).items():
-                for m in msgs:
-                    try:
-                        schema, value = codec.decode(m.value)
-                        value = json_safe(value)
-                    except Exception as exc:
-                        schema, value = "undecodable", {"error": str(exc)}
-                    rows.append({"topic": tp.topic, "partition": tp.partition, "offset": m.offset,
-                                 "key": m.key.decode() if m.key else None, "schema": schema, "value": value,
-                                 "timestamp_ms": m.timestamp})
+        # One partition at a time: noida-db answers a fetch with everything up to the end, whatever the
+        # fetch's byte limits; the outputs of 1 M events in one answer (138 MB) are more than kafka-python
+        # accepts as a frame, and it retried that fetch for ever.
+        for tp in tps:
+            consumer.assign([tp])
+            consumer.seek(tp, (since or {}).get((tp.topic, tp.partition), 0))
+            while consumer.position(tp) < ends[tp]:
+                for part, msgs in consumer.poll(timeout_ms=1000, max_records=50_000).items():
+                    for m in msgs:
+                        try:
+                            schema, value = codec.decode(m.value)
+                            value = json_safe(value)
+                        except Exception as exc:
+                            schema, value = "undecodable", {"error": str(exc)}
+                        rows.append({"topic": part.topic, "partition": part.partition, "offset": m.offset,
+                                     "key": m.key.decode() if m.key else None, "schema": schema, "value": value,
+                                     "timestamp_ms": m.timestamp})
         return rows
     finally:
         consumer.close()
