@@ -179,6 +179,9 @@ def run_up(settings: Settings, *, simulate: bool, persons: int, rate: float, res
         raise _Stop()
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    # Explicitly: a process started by a non-interactive shell in the background inherits SIGINT ignored (and
+    # Python then installs no KeyboardInterrupt), so a script's or a test's SIGINT would do nothing at all.
+    signal.signal(signal.SIGINT, on_sigterm)
     parts: list[Part] = []
     api: Any = None
     observer: Observer | None = None
