@@ -58,39 +58,9 @@ def read_records(bootstrap: str, topics: Iterable[str], since: Mapping[tuple[str
                  ) -> list[dict[str, Any]]:
     """Committed records of ``topics`` (read_committed, as a downstream consumer sees them), decoded to JSON form,
     from ``since`` (or the beginning) to the current end: the rows ``by_event_id`` takes."""
-    from kafka import KafkaConsumer, TopicPartition
+    from hub.runtime import read_topics
 
-    from hub import codec
-    from hub.clients import kafka_python_options
-    from hub.processors.convert import json_safe
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False,
-                             isolation_level="read_committed", max_partition_fetch_bytes=2 * 1024 * 1024,
-                             **kafka_python_options())
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
-        ends = consumer.end_offsets(tps)
-        rows: list[dict[str, Any]] = []
-        # One partition at a time: noida-db answers a fetch with everything up to the end, whatever the
-        # fetch's byte limits; the outputs of 1 M events in one answer (138 MB) are more than kafka-python
-        # accepts as a frame, and it retried that fetch for ever.
-        for tp in tps:
-            consumer.assign([tp])
-            consumer.seek(tp, (since or {}).get((tp.topic, tp.partition), 0))
-            while consumer.position(tp) < ends[tp]:
-                for part, msgs in consumer.poll(timeout_ms=1000, max_records=50_000).items():
-                    for m in msgs:
-                        try:
-                            schema, value = codec.decode(m.value)
-                            value = json_safe(value)
-                        except Exception as exc:
-                            schema, value = "undecodable", {"error": str(exc)}
-                        rows.append({"topic": part.topic, "partition": part.partition, "offset": m.offset,
-                                     "key": m.key.decode() if m.key else None, "schema": schema, "value": value,
-                                     "timestamp_ms": m.timestamp})
-        return rows
-    finally:
-        consumer.close()
+    return read_topics(bootstrap, topics, since)
 
 
 def live_outputs(bootstrap: str, topics: Iterable[str], rename: Mapping[str, str] | None = None,

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -167,8 +167,10 @@ def produce_lines(bootstrap: str, lines: Iterable[tuple[int, bytes, str | None, 
     return sent
 
 
-def read_topics(bootstrap: str, topics: Iterable[str]) -> list[dict[str, Any]]:
-    """Every record of ``topics`` from the beginning to the current end, decoded to JSON form."""
+def read_topics(bootstrap: str, topics: Iterable[str], since: Mapping[tuple[str, int], int] | None = None
+                ) -> list[dict[str, Any]]:
+    """Every committed record of ``topics`` from ``since`` (default: the beginning) to the current end, decoded
+    to JSON form (``topic, partition, offset, key, schema, value, timestamp_ms``)."""
     from kafka import KafkaConsumer, TopicPartition
 
     from hub import codec
@@ -176,23 +178,29 @@ def read_topics(bootstrap: str, topics: Iterable[str]) -> list[dict[str, Any]]:
 
     # read_committed: the worker writes outputs in transactions; an aborted copy is never shown
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False,
-                             consumer_timeout_ms=2000, isolation_level="read_committed", **kafka_python_options())
+                             isolation_level="read_committed", max_partition_fetch_bytes=2 * 1024 * 1024,
+                             **kafka_python_options())
     try:
         tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
         ends = consumer.end_offsets(tps)
         rows: list[dict[str, Any]] = []
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            for tp, msgs in consumer.poll(timeout_ms=1000, max_records=5000).items():
-                for m in msgs:
-                    try:
-                        schema, value = codec.decode(m.value)
-                        value = json_safe(value)
-                    except Exception as exc:
-                        schema, value = "undecodable", {"error": str(exc)}
-                    rows.append({"topic": tp.topic, "partition": tp.partition, "offset": m.offset,
-                                 "key": m.key.decode() if m.key else None, "schema": schema, "value": value})
+        # One partition at a time: noida-db answers a fetch with everything up to the end, whatever the
+        # fetch's byte limits; the outputs of 1 M events in one answer (138 MB) are more than kafka-python
+        # accepts as a frame, and it retried that fetch for ever.
+        for tp in tps:
+            consumer.assign([tp])
+            consumer.seek(tp, (since or {}).get((tp.topic, tp.partition), 0))
+            while consumer.position(tp) < ends[tp]:
+                for part, msgs in consumer.poll(timeout_ms=1000, max_records=50_000).items():
+                    for m in msgs:
+                        try:
+                            schema, value = codec.decode(m.value)
+                            value = json_safe(value)
+                        except Exception as exc:
+                            schema, value = "undecodable", {"error": str(exc)}
+                        rows.append({"topic": part.topic, "partition": part.partition, "offset": m.offset,
+                                     "key": m.key.decode() if m.key else None, "schema": schema, "value": value,
+                                     "timestamp_ms": m.timestamp})
         return rows
     finally:
         consumer.close()
