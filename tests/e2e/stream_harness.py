@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaProducer
 
@@ -122,15 +123,20 @@ def replay(src: Path, dump: Path) -> None:
                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def reference_and_records(lines: Sequence[str], tmp: Path) -> tuple[dict[Any, Any], list[tuple[str, Any, Any]]]:
+    """``hub replay``'s outputs for ``lines`` by event id, and the lines as (topic, key, value) records to produce."""
+    src, dump = tmp / "in.jsonl", tmp / "replay.jsonl"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    replay(src, dump)
+    records = [(obj["topic"], *encode_input(obj["topic"], obj["value"])) for obj in map(json.loads, lines)]
+    return by_event_id(iter_dump(dump)), records
+
+
 def run_schedule(lines: Sequence[str], schedule: Schedule, *, timeout: float = 150.0) -> Outcome:
     """Replay ``lines``, deliver them live as ``schedule`` says, and return both outputs by event id."""
     with tempfile.TemporaryDirectory(prefix="hub-adversarial-") as tmp_name:
         tmp = Path(tmp_name)
-        src, dump = tmp / "in.jsonl", tmp / "replay.jsonl"
-        src.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        replay(src, dump)
-        reference = by_event_id(iter_dump(dump))
-        records = [(obj["topic"], *encode_input(obj["topic"], obj["value"])) for obj in map(json.loads, lines)]
+        reference, records = reference_and_records(lines, tmp)
         with EmbeddedBroker() as broker:
             ensure_topics(broker.bootstrap)
             _produce(broker.bootstrap, _deliveries(records, schedule))

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import time
 from pathlib import Path
@@ -26,8 +25,8 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from hub.broker import EmbeddedBroker, ensure_topics
 from hub.processors.stream import append_records
-from hub.runtime import encode_input, spawn_worker, stop_process
-from tests.e2e.stream_harness import Schedule, _produce, _run_workers, adversarial_lines, by_event_id, iter_dump, replay
+from hub.runtime import spawn_worker, stop_process
+from tests.e2e.stream_harness import Schedule, _produce, _run_workers, adversarial_lines, reference_and_records
 
 pytestmark = pytest.mark.e2e
 
@@ -79,11 +78,7 @@ def _set_max_message_bytes(bootstrap: str, topic: str, limit: int) -> None:
 @pytest.mark.timeout(300)
 def test_a_worker_that_cannot_write_exits_non_zero_and_a_new_one_loses_nothing(tmp_path: Path) -> None:
     lines = adversarial_lines(150, 1500, 5)
-    src, dump = tmp_path / "in.jsonl", tmp_path / "replay.jsonl"
-    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    replay(src, dump)
-    reference = by_event_id(iter_dump(dump))
-    records = [(obj["topic"], *encode_input(obj["topic"], obj["value"])) for obj in map(json.loads, lines)]
+    reference, records = reference_and_records(lines, tmp_path)
     with EmbeddedBroker() as broker:
         ensure_topics(broker.bootstrap)
         _produce(broker.bootstrap, records)
