@@ -207,20 +207,18 @@ def _last_inputs(lines: list[str]) -> int:
 def test_a_second_hub_up_on_the_same_data_continues_the_county(tmp_path: Path) -> None:
     """``make run`` twice: the second run resumes the simulated county where the first stopped (same seed,
     same persons), instead of enrolling a second county on top of the first (inputs doubling)."""
-    first = HubUp(tmp_path, "--duration", "45")
-    try:
-        first.wait_for(r"simulator live", 60)
-        assert first.proc.wait(60) == 0, "\n".join(first.lines[-20:])
-    finally:
-        first.kill()
-    before = _last_inputs(first.lines)
+    def run(seconds: int, expect: str) -> int:
+        """One ``hub up --duration`` to its end (exit 0, ``expect`` seen): the last input count it showed."""
+        up = HubUp(tmp_path, "--duration", str(seconds))
+        try:
+            up.wait_for(expect, 60)
+            assert up.proc.wait(60) == 0, "\n".join(up.lines[-20:])
+        finally:
+            up.kill()
+        return _last_inputs(up.lines)
+
+    before = run(45, r"simulator live")
     saved = (tmp_path / "data" / "simulator.json").read_text()
-    second = HubUp(tmp_path, "--duration", "25")
-    try:
-        second.wait_for(r"continuing the county of the last run", 30)
-        assert second.proc.wait(60) == 0, "\n".join(second.lines[-20:])
-    finally:
-        second.kill()
-    after = _last_inputs(second.lines)
+    after = run(25, r"continuing the county of the last run")
     assert before < after < before * 1.3, (before, after)  # a second county would have doubled the inputs
     assert '"seed"' in saved and saved.split('"resume_after"')[0] in (tmp_path / "data" / "simulator.json").read_text()
