@@ -12,6 +12,7 @@ metric nobody sets.
 
 from __future__ import annotations
 
+import base64
 import importlib
 import json
 import os
@@ -114,6 +115,23 @@ class _Proc:
                 return m
         pytest.fail(f"{self.proc.args[:4]} never printed {pattern!r}: {''.join(self.lines)[-3000:]}")
 
+    def wait_until_metric(self, address: str, prefix: str, timeout: float) -> None:
+        """Until the process's /metrics has a sample line starting with ``prefix``; fail if it exits first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                rest = self.proc.stdout.read() if self.proc.stdout else ""
+                output = "".join(self.lines) + rest
+                pytest.fail(f"{self.proc.args[:4]} exited ({self.proc.returncode}): {output[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as resp:
+                    if any(line.startswith(prefix) for line in resp.read().decode().splitlines()):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        pytest.fail(f"{self.proc.args[:4]}: no {prefix}…}} sample on its /metrics after {timeout:.0f} s")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
@@ -147,6 +165,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         # outside the embedded broker the edge refuses development or weak secrets (hub.keys): real-looking ones
         edge = {**base_env, "HUB_BROKER": f"kafka://{bootstrap}", "HUB_METRICS_PORT": "0", "HUB_API_PORT": "0",
                 "HUB_PSEUDONYM_KEY": "observability-test-pseudonym-key-40-chars",
+                "HUB_EDGE_KEY": base64.b64encode(b"observability-test-edge-key-32-b").decode(),
                 "HUB_API_TOKENS": '{"H532503001": "observability-test-api-token-0123456789"}'}
 
         api = _Proc([sys.executable, "-m", "hub.cli", "api", "--port", "0"], edge, tmp, tmp / "hub-api.log")
@@ -162,6 +181,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                           edge, tmp, tmp / "connector.log")
         procs.append(connector)
         connector_metrics = connector.wait_for(r"^metrics: http://(\S+)/metrics$", 60).group(1)
+        # the sample files hold deliberately bad rows: the connector's dead letters are the dead-letter
+        # panels' data, so the connector must be running and have rejected them (a refused start once
+        # left those panels empty, or filled by chance by the worker's own dead letters)
+        connector.wait_until_metric(connector_metrics, "hub_dead_letters_total{", 120)
 
         # a counter request the API refuses (no ID number): the counter API's outcome series shows
         req = urllib.request.Request(f"{api_url}/v1/discharges", data=b"{}", method="POST",
