@@ -108,11 +108,14 @@ def run(persons: int, store: str, batch: int) -> dict[str, float]:
         if len(copy.persons) != len(tasks[0].persons):
             raise AssertionError("a task restored from its state records differs from the live one")
     disk = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+    due_in_memory = sum(t.engine.due.in_memory for t in tasks.values())
+    due_total = sum(len(t.engine.due) for t in tasks.values())
+    recent_ids = sum(len(t.recent) for t in tasks.values())
     for t in tasks.values():
         t.close()
     return {"persons": persons, "rss_mb": (rss - rss0) / 2**20, "bytes_per_person": (rss - rss0) / persons,
             "disk_mb": disk / 2**20, "seconds": elapsed, "cpu_us_per_person": cpu / persons * 1e6,
-            "recent_ids": sum(len(t.recent) for t in tasks.values())}
+            "recent_ids": recent_ids, "due_in_memory": due_in_memory, "due_total": due_total}
 
 
 def main() -> int:
@@ -126,7 +129,8 @@ def main() -> int:
     row["load_start"], row["load_end"] = load0[0], psutil.getloadavg()[0]
     print(f"{args.store} {row['persons']:,} persons: +{row['rss_mb']:,.0f} MB RSS "
           f"({row['bytes_per_person']:,.0f} B/person), disk {row['disk_mb']:,.0f} MB, "
-          f"{row['recent_ids']:,} remembered ids, {row['seconds']:,.0f} s "
+          f"{row['recent_ids']:,} remembered ids, {row['due_total']:,} due times ({row['due_in_memory']:,} in memory), "
+          f"{row['seconds']:,.0f} s "
           f"({row['cpu_us_per_person']:,.0f} µs CPU/person); load {row['load_start']:.1f} → {row['load_end']:.1f}")
     return 0
 

@@ -31,6 +31,8 @@ __all__ = ["RecentIds", "StoredIds", "WINDOW_INPUTS", "WINDOW_US", "SEGMENT_PREF
 WINDOW_INPUTS = 10_000
 WINDOW_US = 30 * 86_400 * 1_000_000
 SEGMENT_PREFIX = b"r:"
+BODY_NS = "s"
+"""The store namespace of flushed segments' bodies (``RecentIds(bodies=…)``), keyed by the segment's key."""
 _ENTRY = struct.Struct(">16sqq")  # digest, sequence number in its topic-partition, event time (µs)
 
 
@@ -62,6 +64,7 @@ class _Segment:
     entries: bytearray = field(default_factory=bytearray)  # packed _ENTRY records
     last_seq: int = -1
     max_time: int = -(2**62)
+    stored: bool = False  # the body is in the backend (namespace ``s``), not in ``entries``
 
     def key(self) -> bytes:
         return SEGMENT_PREFIX + f"{self.topic}:{self.first_seq}".encode()
@@ -99,9 +102,12 @@ class StoredIds(MutableMapping[bytes, int]):
 class RecentIds:
     """The ids one task applied recently, per input topic (this task's partition of it)."""
 
-    def __init__(self, seen: MutableMapping[bytes, int] | None = None) -> None:
+    def __init__(self, seen: MutableMapping[bytes, int] | None = None, bodies: Any = None) -> None:
         self.seen: MutableMapping[bytes, int] = {} if seen is None else seen
         """digest -> packed (topic number, seq, event time µs): a dict, or :class:`StoredIds`."""
+        self.bodies = bodies
+        """A store backend keeping the bodies of flushed segments (RocksDB: 32 bytes per id off the heap), or
+        None to keep them in memory. Only a segment's range and times stay in memory either way."""
         self.counts: dict[str, int] = {}  # inputs applied from each topic (sequence numbers given out)
         self._topics: list[str] = []
         self._topic_no: dict[str, int] = {}
@@ -145,7 +151,10 @@ class RecentIds:
         """State records: the segments opened since the last flush, and tombstones of forgotten ones."""
         out: dict[bytes, bytes | None] = {}
         for topic, seg in self._open.items():
-            out[seg.key()] = bytes(seg.entries)
+            body = out[seg.key()] = bytes(seg.entries)
+            if self.bodies is not None:
+                self.bodies.put(BODY_NS, seg.key().decode(), body)
+                seg.entries, seg.stored = bytearray(), True
             self._segments.setdefault(topic, deque()).append(seg)
         self._open.clear()
         if clock_us is not None:
@@ -154,16 +163,32 @@ class RecentIds:
                                                             segments[0].max_time, clock_us):
                     seg = segments.popleft()
                     no = self._no(seg.topic)
-                    for key, seq, t in _ENTRY.iter_unpack(seg.entries):
+                    for key, seq, t in _ENTRY.iter_unpack(self._body(seg)):
                         if self.seen.get(key) == _packed(no, seq, t):
                             del self.seen[key]
+                    if seg.stored:
+                        self.bodies.delete(BODY_NS, seg.key().decode())
                     out[seg.key()] = None
         return out
 
+    def _body(self, seg: _Segment) -> bytes | bytearray:
+        if not seg.stored:
+            return seg.entries
+        body = self.bodies.get(BODY_NS, seg.key().decode())
+        return b"" if body is None else body
+
     def restore(self, key: bytes, value: bytes) -> None:
-        """Read back one segment record (any order; call :meth:`restored` once all are read)."""
+        """Read back one segment record (any order; call :meth:`restored` once all are read).
+
+        With ``bodies``, the body is expected there already (the restore streams segments into the backend,
+        so a partition's millions of ids never sit in memory at once).
+        """
         topic, _, first = key[len(SEGMENT_PREFIX):].decode().rpartition(":")
-        seg = _Segment(topic, int(first), bytearray(value))
+        seg = _Segment(topic, int(first))
+        if self.bodies is None:
+            seg.entries = bytearray(value)
+        else:
+            seg.stored = True
         for _, seq, t in _ENTRY.iter_unpack(value):
             seg.last_seq = max(seg.last_seq, seq)
             seg.max_time = max(seg.max_time, t)
@@ -188,7 +213,7 @@ class RecentIds:
         for topic, segments in self._segments.items():
             no = self._no(topic)
             for seg in segments:
-                for k, seq, t in _ENTRY.iter_unpack(seg.entries):
+                for k, seq, t in _ENTRY.iter_unpack(self._body(seg)):
                     entry = self.seen.get(k)
                     if entry is not None:
                         other, other_seq, other_t = _unpacked(entry)

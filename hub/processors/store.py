@@ -166,6 +166,34 @@ class RocksBackend:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+class BackendMap(MutableMapping[str, bytes]):
+    """One namespace of a backend as a mapping (a task's ``x:`` index when its backend is RocksDB)."""
+
+    def __init__(self, backend: Backend, ns: str) -> None:
+        self.backend = backend
+        self.ns = ns
+
+    def __getitem__(self, key: str) -> bytes:
+        value = self.backend.get(self.ns, key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.backend.put(self.ns, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        if self.backend.get(self.ns, key) is None:
+            raise KeyError(key)
+        self.backend.delete(self.ns, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return self.backend.keys(self.ns)
+
+    def __len__(self) -> int:
+        return self.backend.count(self.ns)
+
+
 def open_backend(store: str, data_dir: Path, app_id: str, partition: int) -> Backend:
     """The backend ``HUB_STORE`` names: ``memory://`` or ``rocksdb://`` (under ``<data dir>/state``)."""
     if store.startswith("rocksdb://"):

@@ -26,19 +26,20 @@ from __future__ import annotations
 import json
 import zlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.metrics import age_bucket
 from hub.policy.model import Route
+from hub.policy.monitor.due import SpillingDueIndex
 from hub.policy.monitor.engine import FACILITY, PERSON, MonitorEngine
 from hub.policy.monitor.state import FacilityState, PersonState, SubjectState
 from hub.policy.settlement import SettlementLedger
 from hub.policy.timeline import PolicyTimeline
-from hub.processors.dedupe import SEGMENT_PREFIX, RecentIds, StoredIds
-from hub.processors.store import Backend, MemoryBackend, RocksBackend, SubjectStore
+from hub.processors.dedupe import BODY_NS, SEGMENT_PREFIX, RecentIds, StoredIds
+from hub.processors.store import Backend, BackendMap, MemoryBackend, RocksBackend, SubjectStore
 
 __all__ = ["LedgerEntry", "TaskState", "TASK_KEY", "STATE_VERSION", "to_us"]
 
@@ -105,27 +106,51 @@ class LedgerEntry:
                    data.get("meta", {}))
 
 
+def _on_disk(backend: Backend) -> bool:
+    """Whether the task's indexes belong in its backend too (RocksDB), not in memory."""
+    return isinstance(backend, RocksBackend)
+
+
 def _recent_ids(backend: Backend) -> RecentIds:
-    """Recent ids in memory, or in the backend when it is on disk (RocksDB)."""
-    return RecentIds(StoredIds(backend) if isinstance(backend, RocksBackend) else None)
+    """Recent ids and their segments in memory, or in the backend when it is on disk (RocksDB)."""
+    if _on_disk(backend):
+        return RecentIds(StoredIds(backend), bodies=backend)
+    return RecentIds()
+
+
+def _index_map(backend: Backend) -> MutableMapping[str, bytes]:
+    """The ``x:`` index of a task: a dict, or the backend's namespace ``x`` when it is on disk."""
+    return BackendMap(backend, "x") if _on_disk(backend) else {}
 
 
 class TaskState:
     """Subjects, ledgers, clock, applied offsets and recent ids of one task, with change tracking."""
 
     def __init__(self, partition: int, timeline: PolicyTimeline, backend: Backend | None = None,
-                 clock: str | None = None, index: dict[str, bytes] | None = None) -> None:
+                 clock: str | None = None, index: MutableMapping[str, bytes] | None = None) -> None:
         self.partition = partition
         self.backend = backend if backend is not None else MemoryBackend()
+        on_disk = _on_disk(self.backend)
         self.persons: SubjectStore[PersonState] = SubjectStore(self.backend, "p", _person, _subject_bytes)
         self.facilities: SubjectStore[FacilityState] = SubjectStore(self.backend, "f", _facility, _subject_bytes)
         self.ledgers: SubjectStore[LedgerEntry] = SubjectStore(self.backend, "l", LedgerEntry.from_json,
                                                                LedgerEntry.to_json)
-        self.index: dict[str, bytes] = dict(index or {})
-        """``<ns>:<subject>`` → its ``x:`` record (pending due times, open referrals), for subjects that have one."""
-        self._open: dict[str, list[list[str]]] = {k: json.loads(v)["open"] for k, v in self.index.items()}
+        if index is None:
+            index = _index_map(self.backend)
+        elif not isinstance(index, BackendMap):
+            index = dict(index)
+        self.index: MutableMapping[str, bytes] = index
+        """``<ns>:<subject>`` → its ``x:`` record (pending due times, open referrals), for subjects that have one
+        (in memory, or in RocksDB with the subjects: a province's chronic patients all have one)."""
+        self._open: dict[str, list[list[str]]] = {}
+        """The open referrals of the subjects that have some (the gauge's source): a department's queue."""
+        for k, v in self.index.items():
+            refs = json.loads(v)["open"]
+            if refs:
+                self._open[k] = refs
         self.engine = MonitorEngine(timeline, self.persons, self.facilities, {"clock": clock},
-                                    due_index=self._due_entries())
+                                    due_index=self._due_entries(),
+                                    due=SpillingDueIndex(self.backend) if on_disk else None)
         self.offsets: dict[str, int] = {}
         """Next offset to apply, per input topic (this task's partition): everything before is applied."""
         self.recent = _recent_ids(self.backend)
@@ -173,7 +198,11 @@ class TaskState:
                         self._open.pop(key, None)
                     else:
                         self.index[key] = record
-                        self._open[key] = json.loads(record)["open"]
+                        refs = json.loads(record)["open"]
+                        if refs:
+                            self._open[key] = refs
+                        else:
+                            self._open.pop(key, None)
             for subject, raw in store.flush().items():
                 out[f"{store.ns}:{subject}".encode()] = raw
         for person, raw in self.ledgers.flush().items():
@@ -233,8 +262,10 @@ class Restorer:
         self.partition = partition
         self.timeline = timeline
         self.backend = backend if backend is not None else MemoryBackend()
-        self.index: dict[str, bytes] = {}
+        self.index = _index_map(self.backend)
         self.segments: dict[bytes, bytes] = {}
+        """Segment records in memory; on disk they go to the backend as they come (``BODY_NS``)."""
+        self.on_disk = _on_disk(self.backend)
         self.task: dict[str, Any] = {}
         self.records = 0
 
@@ -247,7 +278,12 @@ class Restorer:
                     raise ValueError(f"state of partition {self.partition} has version {self.task.get('v')}, this "
                                      f"worker reads {STATE_VERSION}: reset the state topic and reprocess the inputs")
         elif key.startswith(SEGMENT_PREFIX):
-            if value is None:
+            if self.on_disk:
+                if value is None:
+                    self.backend.delete(BODY_NS, key.decode())
+                else:
+                    self.backend.put(BODY_NS, key.decode(), value)
+            elif value is None:
                 self.segments.pop(key, None)
             else:
                 self.segments[key] = value
@@ -269,6 +305,11 @@ class Restorer:
         state = TaskState(self.partition, self.timeline, self.backend, self.task.get("clock"), self.index)
         state.offsets = {t: int(o) for t, o in self.task.get("offsets", {}).items()}
         recent = _recent_ids(self.backend)
+        if self.on_disk:
+            for name in list(self.backend.keys(BODY_NS)):
+                body = self.backend.get(BODY_NS, name)
+                if body is not None:
+                    recent.restore(name.encode(), body)
         for key, value in self.segments.items():
             recent.restore(key, value)
         recent.restored({t: int(n) for t, n in self.task.get("counts", {}).items()},

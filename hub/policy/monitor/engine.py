@@ -55,14 +55,14 @@ Interpretations (where the spec could be read two ways, this is what the engine 
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, MutableMapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from hub.policy.model import Policy
 from hub.policy.monitor import flags, reconcile, referrals
 from hub.policy.monitor.deposit import deposit_reason
+from hub.policy.monitor.due import DueHeap
 from hub.policy.monitor.inputs import (
     AdmissionInput,
     ContractInput,
@@ -99,8 +99,6 @@ from hub.policy.monitor.state import (
 from hub.policy.timeline import PolicyTimeline
 from hub.timeutil import SHANGHAI, year_start
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 PERSON = "person"
 FACILITY = "facility"
 Candidate = tuple[str, tuple[Any, ...]]
@@ -123,6 +121,7 @@ class MonitorEngine:
         *,
         global_ids: bool = False,
         due_index: Iterable[tuple[datetime, str, str]] | None = None,
+        due: DueHeap | None = None,
     ) -> None:
         # §8.4: the sections §4–6 use come from the policy in force on the input's own date (a due time's
         # date while it fires). `hub monitor` passes one Policy: the same for every date.
@@ -141,16 +140,14 @@ class MonitorEngine:
         self.clock: datetime | None = None
         if state is not None and state.get("clock") is not None:
             self.clock = datetime.fromisoformat(state["clock"])
-        # (µs key, time, namespace, subject): the integer first, so the heap compares in C; the time breaks
-        # ties at full precision (§5.1). ``_pending`` holds (time, namespace, subject).
-        self._heap: list[tuple[int, datetime, str, str]] = []
-        self._pending: set[tuple[datetime, str, str]] = set()
+        # Pending due times (hub/policy/monitor/due.py): all in memory, or spilled to the task's RocksDB.
+        self.due = DueHeap() if due is None else due
         if due_index is None:
             self.rebuild_due_index()
         else:  # a stream restores the due times it saved, instead of reading every subject
             for entry in due_index:
-                if self.clock is not None and entry[0] > self.clock and entry not in self._pending:
-                    self._push(entry)
+                if self.clock is not None and entry[0] > self.clock:
+                    self.due.push(entry)
 
     # -- policy --------------------------------------------------------------------------------
 
@@ -178,7 +175,7 @@ class MonitorEngine:
 
     def rebuild_due_index(self) -> None:
         """Recompute every pending due time from the subject states (after a restore)."""
-        self._heap, self._pending = [], set()
+        self.due.clear()
         for token in sorted(self.persons):
             self._register(PERSON, self.persons[token])
         for code in sorted(self.facilities):
@@ -223,9 +220,7 @@ class MonitorEngine:
 
     def _next_due(self) -> datetime | None:
         now = self._now()
-        while self._heap and self._heap[0][1] <= now:  # cannot happen, but never fire the past
-            self._pending.discard(heapq.heappop(self._heap)[1:])
-        nxt = self._heap[0][1] if self._heap else None
+        nxt = self.due.next_after(now)  # entries at or before the clock cannot be there, and never fire
         if now.year < 9999:
             jan1 = year_start(year_of(now) + 1)
             if nxt is None or jan1 < nxt:
@@ -235,11 +230,7 @@ class MonitorEngine:
     def _fire_instant(self, t: datetime, out: list[Output]) -> None:
         self.clock = t
         self._judging_day(t)
-        due: set[tuple[str, str]] = set()
-        while self._heap and self._heap[0][1] == t:
-            entry = heapq.heappop(self._heap)[1:]
-            self._pending.discard(entry)
-            due.add((entry[1], entry[2]))
+        due = self.due.pop_at(t)
         if t == year_start(year_of(t)):  # 1 January: every person seen before it
             due.update((PERSON, token) for token in list(self.persons))
         for ns, subject in sorted(due):
@@ -285,14 +276,8 @@ class MonitorEngine:
         if self.clock is None:
             return
         for t in self.due_times(state):
-            entry = (t, ns, state.subject)
-            if t > self.clock and entry not in self._pending:
-                self._push(entry)
-
-    def _push(self, entry: tuple[datetime, str, str]) -> None:
-        self._pending.add(entry)
-        t = entry[0]
-        heapq.heappush(self._heap, ((t - _EPOCH) // _MICROSECOND, t, entry[1], entry[2]))
+            if t > self.clock:
+                self.due.push((t, ns, state.subject))
 
     # -- stores ----------------------------------------------------------------------------------
 
