@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections import Counter
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -171,12 +171,12 @@ class TaskState:
     def ledger_changed(self, person: str) -> None:
         self.ledgers[person] = self.ledgers[person]
 
-    def _due_entries(self) -> list[tuple[datetime, str, str]]:
-        entries = []
+    def _due_entries(self) -> Iterator[tuple[datetime, str, str]]:
+        """The saved due times, one at a time: on RocksDB they go straight back to disk, never all in memory."""
         for key, raw in self.index.items():
             ns, _, subject = key.partition(":")
-            entries += [(datetime.fromisoformat(t), ns, subject) for t in json.loads(raw)["due"]]
-        return entries
+            for t in json.loads(raw)["due"]:
+                yield datetime.fromisoformat(t), ns, subject
 
     def _index_record(self, state: SubjectState) -> bytes | None:
         due = sorted({t.isoformat() for t in self.engine.due_times(state)})
