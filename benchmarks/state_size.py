@@ -93,7 +93,8 @@ def run(persons: int, store: str, batch: int) -> dict[str, float]:
             if len(pending[p]) >= batch:
                 apply(p)
         if i and i % 1_000_000 == 0:
-            print(f"  {i:,} persons, {(proc.memory_info().rss - rss0) / 2**20:,.0f} MB", flush=True)
+            print(f"  {i:,} persons, {(proc.memory_info().rss - rss0) / 2**20:,.0f} MB, "
+                  f"{time.perf_counter() - started:,.0f} s", flush=True)
     for p in tasks:
         apply(p)
     cpu = time.process_time() - cpu0
