@@ -24,7 +24,10 @@ import struct
 from collections import deque
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hub.processors.store import Backend
 
 __all__ = ["RecentIds", "StoredIds", "WINDOW_INPUTS", "WINDOW_US", "SEGMENT_PREFIX", "digest"]
 
@@ -77,7 +80,7 @@ class StoredIds(MutableMapping[bytes, int]):
     disk, not memory. (The backend is rebuilt from the state topic at every restore, as the subjects are.)
     """
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: Backend) -> None:
         self.backend = backend
 
     def __getitem__(self, key: bytes) -> int:
@@ -102,7 +105,7 @@ class StoredIds(MutableMapping[bytes, int]):
 class RecentIds:
     """The ids one task applied recently, per input topic (this task's partition of it)."""
 
-    def __init__(self, seen: MutableMapping[bytes, int] | None = None, bodies: Any = None) -> None:
+    def __init__(self, seen: MutableMapping[bytes, int] | None = None, bodies: Backend | None = None) -> None:
         self.seen: MutableMapping[bytes, int] = {} if seen is None else seen
         """digest -> packed (topic number, seq, event time µs): a dict, or :class:`StoredIds`."""
         self.bodies = bodies

@@ -200,6 +200,16 @@ class BackendMap(MutableMapping[str, bytes]):
     def __len__(self) -> int:
         return self.backend.count(self.ns)
 
+    def pop(self, key: str, *default: Any) -> Any:
+        """One read and a delete (``MutableMapping.pop`` reads the key twice before deleting it)."""
+        value = self.backend.get(self.ns, key)
+        if value is None:
+            if default:
+                return default[0]
+            raise KeyError(key)
+        self.backend.delete(self.ns, key)
+        return value
+
 
 def open_backend(store: str, data_dir: Path, app_id: str, partition: int) -> Backend:
     """The backend ``HUB_STORE`` names: ``memory://`` or ``rocksdb://`` (under ``<data dir>/state``)."""
