@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import resource
 import sys
 import tempfile
 import time
@@ -45,6 +46,7 @@ from hub.topics import PARTITIONS  # noqa: E402
 STATUS = "revitalization.poverty-status.v1"
 ENROL = "insurance.enrollments.v1"
 DAY = datetime(2025, 1, 6, 8, tzinfo=SHANGHAI)
+JAN1 = datetime(2026, 1, 1, 0, 0, 1, tzinfo=SHANGHAI)
 
 
 def token(i: int) -> str:
@@ -65,7 +67,7 @@ def records(i: int) -> list[tuple[str, bytes, bytes]]:
             (ENROL, key, codec.encode("hub.insurance.EnrollmentChanged", enrol))]
 
 
-def run(persons: int, store: str, batch: int) -> dict[str, float]:
+def run(persons: int, store: str, batch: int, jan1: bool = False) -> dict[str, float]:
     proc = psutil.Process()
     logic = build_logic()
     tmp = Path(tempfile.mkdtemp(prefix="hub-state-size-"))
@@ -108,6 +110,28 @@ def run(persons: int, store: str, batch: int) -> dict[str, float]:
         copy = logic.restore_task(0, ((k, v) for k, v in written[0].items()), MemoryBackend())
         if len(copy.persons) != len(tasks[0].persons):
             raise AssertionError("a task restored from its state records differs from the live one")
+    new_year: dict[str, float] = {}
+    if jan1:  # §5.1: at 1 January every person seen before is judged (uninsured for the new year) at one instant
+        t0 = time.perf_counter()
+        outputs = state_records = 0
+        batches = 0
+        for task in tasks.values():  # as the worker does: the tick, then batches that go on with the firing
+            result = logic.tick(task, JAN1.timestamp(), fire_limit=batch)
+            while True:
+                outputs += len(result.outputs)
+                state_records += len(result.state)
+                batches += 1
+                if task.engine.firing is None:
+                    break
+                result = logic.process(task, [], 0.0, fire_limit=batch)
+        flags = outputs  # every person is enrolled for 2025 only: each one's new-year judging raises a flag
+        if flags < persons:
+            raise AssertionError(f"1 January judged {flags} outputs for {persons} persons")
+        new_year = {"jan1_seconds": time.perf_counter() - t0, "jan1_outputs": outputs, "jan1_batches": batches,
+                    "jan1_state_records": state_records,
+                    "peak_rss_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0) / 2**20}
+        gc.collect()
+        new_year["after_rss_mb"] = (proc.memory_info().rss - rss0) / 2**20
     disk = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
     due_in_memory = sum(t.engine.due.in_memory for t in tasks.values())
     due_total = sum(len(t.engine.due) for t in tasks.values())
@@ -116,7 +140,7 @@ def run(persons: int, store: str, batch: int) -> dict[str, float]:
         t.close()
     return {"persons": persons, "rss_mb": (rss - rss0) / 2**20, "bytes_per_person": (rss - rss0) / persons,
             "disk_mb": disk / 2**20, "seconds": elapsed, "cpu_us_per_person": cpu / persons * 1e6,
-            "recent_ids": recent_ids, "due_in_memory": due_in_memory, "due_total": due_total}
+            "recent_ids": recent_ids, "due_in_memory": due_in_memory, "due_total": due_total, **new_year}
 
 
 def main() -> int:
@@ -124,15 +148,22 @@ def main() -> int:
     ap.add_argument("--persons", type=int, default=200_000)
     ap.add_argument("--store", default="memory://", help="memory:// or rocksdb://")
     ap.add_argument("--batch", type=int, default=2000, help="records per task batch (HUB_BATCH_MAX)")
+    ap.add_argument("--new-year", action="store_true",
+                    help="then move every task's clock to 1 January 2026, when every person is judged at one "
+                         "instant (in batches of --batch subjects, as the worker does), and report the peak memory")
     args = ap.parse_args()
     load0 = psutil.getloadavg()
-    row = run(args.persons, args.store, args.batch)
+    row = run(args.persons, args.store, args.batch, args.new_year)
     row["load_start"], row["load_end"] = load0[0], psutil.getloadavg()[0]
     print(f"{args.store} {row['persons']:,} persons: +{row['rss_mb']:,.0f} MB RSS "
           f"({row['bytes_per_person']:,.0f} B/person), disk {row['disk_mb']:,.0f} MB, "
           f"{row['recent_ids']:,} remembered ids, {row['due_total']:,} due times ({row['due_in_memory']:,} in memory), "
           f"{row['seconds']:,.0f} s "
           f"({row['cpu_us_per_person']:,.0f} µs CPU/person); load {row['load_start']:.1f} → {row['load_end']:.1f}")
+    if "jan1_seconds" in row:
+        print(f"  1 January: {row['jan1_outputs']:,} outputs and {row['jan1_state_records']:,} state records in "
+              f"{row['jan1_batches']:,} batches, {row['jan1_seconds']:,.0f} s; peak RSS +{row['peak_rss_mb']:,.0f} MB "
+              f"({row['peak_rss_mb'] * 2**20 / row['persons']:,.0f} B/person), after it +{row['after_rss_mb']:,.0f} MB")
     return 0
 
 

@@ -123,15 +123,24 @@ class PersonLogic:
 
     # -- batches -----------------------------------------------------------------------------------
 
-    def process(self, task: TaskState, records: Iterable[Fetched], now: float) -> BatchResult:
+    def process(self, task: TaskState, records: Iterable[Fetched], now: float,
+                fire_limit: int | None = None) -> BatchResult:
         """Apply ``records`` (in merge order) to ``task``; return outputs and state changes.
 
         ``records`` may be a generator that consults the task between records (the merge's re-sent check):
-        each record is applied before the next is taken.
+        each record is applied before the next is taken. A firing paused by :meth:`tick` (``fire_limit``)
+        goes on first, at most ``fire_limit`` more subjects; while it is unfinished no record is taken.
         """
         result = BatchResult()
         offsets = task.offsets
+        engine = task.engine
         try:
+            if engine.firing is not None:
+                self._emit(task, engine.advance_to(engine.firing[2], limit=fire_limit), None, result, {})
+                task.task_dirty = True
+                if engine.firing is not None:
+                    result.state = task.flush()
+                    return result
             for r in records:
                 if r.offset < offsets.get(r.topic, 0):
                     continue  # already applied (a seek went back): never apply twice
@@ -144,14 +153,19 @@ class PersonLogic:
             self._publish_metrics()
         return result
 
-    def tick(self, task: TaskState, now: float) -> BatchResult:
-        """Advance the task's clock to the wall clock (§8.3: only while it is caught up; the shell checks)."""
+    def tick(self, task: TaskState, now: float, fire_limit: int | None = None) -> BatchResult:
+        """Advance the task's clock to the wall clock (§8.3: only while it is caught up; the shell checks).
+
+        With ``fire_limit``, at most that many subjects are judged in this batch; :meth:`process` goes on with
+        the rest before it takes a record. 1 January judges every person a task holds: a province's task
+        would otherwise hold millions of changed persons in memory and in one transaction.
+        """
         result = BatchResult()
         wall = datetime.fromtimestamp(now, SHANGHAI)
         engine = task.engine
         try:
-            if engine.clock is not None and wall > engine.clock:
-                self._emit(task, engine.advance_to(wall), None, result, {})
+            if engine.clock is not None and (wall > engine.clock or engine.firing is not None):
+                self._emit(task, engine.advance_to(wall, limit=fire_limit), None, result, {})
                 task.task_dirty = True
             result.state = task.flush()
         finally:

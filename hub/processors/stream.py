@@ -529,7 +529,7 @@ class PersonStream(mode.Service):
             started = time.perf_counter()
             result = self.logic.process(
                 state, task.group.drain(self.options.batch_max, lambda r, s=state: self.logic.drop_duplicate(s, r)),
-                now)
+                now, fire_limit=self.options.batch_max)
             if result.applied or result.state:
                 self._observe_batch(result.applied, time.perf_counter() - started)
                 work.append((task, result.applied, result))
@@ -552,7 +552,7 @@ class PersonStream(mode.Service):
                 if (task.status == "running" and task.state is not None and task.group.idle()
                         and now - task.last_tick >= self.options.tick_seconds):
                     task.last_tick = now
-                    await self._commit(task, self.logic.tick(task.state, now))
+                    await self._commit(task, self.logic.tick(task.state, now, fire_limit=self.options.batch_max))
         if self.metrics is not None and now - self._last_gauge >= self.options.tick_seconds:
             self._last_gauge = now
             self.metrics.set_referrals_open(self.logic.open_referrals(

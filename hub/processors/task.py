@@ -127,7 +127,8 @@ class TaskState:
     """Subjects, ledgers, clock, applied offsets and recent ids of one task, with change tracking."""
 
     def __init__(self, partition: int, timeline: PolicyTimeline, backend: Backend | None = None,
-                 clock: str | None = None, index: MutableMapping[str, bytes] | None = None) -> None:
+                 clock: str | None = None, index: MutableMapping[str, bytes] | None = None,
+                 firing: dict[str, Any] | None = None) -> None:
         self.partition = partition
         self.backend = backend if backend is not None else MemoryBackend()
         on_disk = _on_disk(self.backend)
@@ -148,7 +149,7 @@ class TaskState:
             refs = json.loads(v)["open"]
             if refs:
                 self._open[k] = refs
-        self.engine = MonitorEngine(timeline, self.persons, self.facilities, {"clock": clock},
+        self.engine = MonitorEngine(timeline, self.persons, self.facilities, {"clock": clock, "firing": firing},
                                     due_index=self._due_entries(),
                                     due=SpillingDueIndex(self.backend) if on_disk else None)
         self.offsets: dict[str, int] = {}
@@ -209,9 +210,8 @@ class TaskState:
             out[b"l:" + person.encode()] = raw
         out.update(self.recent.flush(self.clock_us if self.engine.clock is not None else None))
         if self.task_dirty or out:
-            out[TASK_KEY] = _dumps({
-                "v": STATE_VERSION, "clock": None if self.engine.clock is None else self.engine.clock.isoformat(),
-                "offsets": self.offsets, "counts": self.recent.counts})
+            out[TASK_KEY] = _dumps({  # the engine's clock, and where a paused firing stands (if one is)
+                "v": STATE_VERSION, **self.engine.state_dict(), "offsets": self.offsets, "counts": self.recent.counts})
             self.task_dirty = False
         return out
 
@@ -302,7 +302,8 @@ class Restorer:
                     self.backend.put(ns, subject, value)
 
     def finish(self) -> TaskState:
-        state = TaskState(self.partition, self.timeline, self.backend, self.task.get("clock"), self.index)
+        state = TaskState(self.partition, self.timeline, self.backend, self.task.get("clock"), self.index,
+                          self.task.get("firing"))
         state.offsets = {t: int(o) for t, o in self.task.get("offsets", {}).items()}
         recent = _recent_ids(self.backend)
         if self.on_disk:

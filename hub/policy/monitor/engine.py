@@ -140,6 +140,17 @@ class MonitorEngine:
         self.clock: datetime | None = None
         if state is not None and state.get("clock") is not None:
             self.clock = datetime.fromisoformat(state["clock"])
+        # An advance paused part-way through an instant (``advance_to(..., limit=)``): the instant, the last
+        # subject fired at it, and the time the advance was asked to reach. ``_rest`` is what remains to fire
+        # at the instant, in order (rebuilt from the saved due times after a restore).
+        self.firing: tuple[datetime, tuple[str, str] | None, datetime] | None = None
+        self._rest: list[tuple[str, str]] | None = None
+        self._rest_at = 0
+        self._restored_rest: set[tuple[str, str]] = set()
+        if state is not None and state.get("firing"):
+            f = state["firing"]
+            self.firing = (datetime.fromisoformat(f["at"]), tuple(f["after"]) if f["after"] else None,  # type: ignore[misc]
+                           datetime.fromisoformat(f["until"]))
         # Pending due times (hub/policy/monitor/due.py): all in memory, or spilled to the task's RocksDB.
         self.due = DueHeap() if due is None else due
         if due_index is None:
@@ -148,6 +159,8 @@ class MonitorEngine:
             for entry in due_index:
                 if self.clock is not None and entry[0] > self.clock:
                     self.due.push(entry)
+                else:
+                    self._keep_if_unfired(entry)
 
     # -- policy --------------------------------------------------------------------------------
 
@@ -170,30 +183,64 @@ class MonitorEngine:
     # -- engine-level state ------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """The engine's own state (JSON-safe): only the clock; the rest lives in the stores."""
-        return {"clock": None if self.clock is None else self.clock.isoformat()}
+        """The engine's own state (JSON-safe): the clock and a paused firing; the rest lives in the stores."""
+        state: dict[str, Any] = {"clock": None if self.clock is None else self.clock.isoformat()}
+        if self.firing is not None:
+            at, after, until = self.firing
+            state["firing"] = {"at": at.isoformat(), "after": list(after) if after else None,
+                               "until": until.isoformat()}
+        return state
 
     def rebuild_due_index(self) -> None:
         """Recompute every pending due time from the subject states (after a restore)."""
         self.due.clear()
         for token in sorted(self.persons):
             self._register(PERSON, self.persons[token])
+            if self.firing is not None:
+                for t in self.due_times(self.persons[token]):
+                    self._keep_if_unfired((t, PERSON, token))
         for code in sorted(self.facilities):
             self._register(FACILITY, self.facilities[code])
+            if self.firing is not None:
+                for t in self.due_times(self.facilities[code]):
+                    self._keep_if_unfired((t, FACILITY, code))
+
+    def _keep_if_unfired(self, entry: tuple[datetime, str, str]) -> None:
+        """While restoring a paused firing: keep a due time of its instant that was not fired yet."""
+        if self.firing is not None and entry[0] == self.firing[0]:
+            after = self.firing[1]
+            if after is None or (entry[1], entry[2]) > after:
+                self._restored_rest.add((entry[1], entry[2]))
 
     # -- public API ----------------------------------------------------------------------------
 
-    def advance_to(self, time: datetime) -> list[Output]:
-        """Fire every due time after the clock and at or before ``time``; move the clock there."""
+    def advance_to(self, time: datetime, limit: int | None = None) -> list[Output]:
+        """Fire every due time after the clock and at or before ``time``; move the clock there.
+
+        With ``limit``, stop after firing that many subjects, even part-way through an instant: ``firing``
+        then says where (it is part of :meth:`state_dict`), and the next call — any call, ``apply`` included —
+        finishes the advance first, up to the later of its ``time`` and this one. Why: on 1 January every person
+        seen before is judged at one instant, and a stream task with millions of persons must not hold them
+        all, changed, in one transaction. The subjects fire in the same order either way, each judged alone,
+        so the outputs and the states are those of one uninterrupted advance.
+        """
         out: list[Output] = []
         if self.clock is None:
             self.clock = time
             return out
+        budget = [limit]
+        if self.firing is not None:
+            time = max(time, self.firing[2])
+            if not self._fire_rest(out, budget):
+                self.firing = (self.firing[0], self.firing[1], time)
+                return out
         while True:
             nxt = self._next_due()
             if nxt is None or nxt > time:
                 break
-            self._fire_instant(nxt, out)
+            self._start_instant(nxt, time)
+            if not self._fire_rest(out, budget):
+                return out
         if time > self.clock:
             self.clock = time
         return out
@@ -227,14 +274,39 @@ class MonitorEngine:
                 nxt = jan1
         return nxt
 
-    def _fire_instant(self, t: datetime, out: list[Output]) -> None:
+    def _start_instant(self, t: datetime, until: datetime) -> None:
         self.clock = t
-        self._judging_day(t)
         due = self.due.pop_at(t)
         if t == year_start(year_of(t)):  # 1 January: every person seen before it
-            due.update((PERSON, token) for token in list(self.persons))
-        for ns, subject in sorted(due):
+            due.update((PERSON, token) for token in self.persons)
+        self._rest, self._rest_at = sorted(due), 0
+        self.firing = (t, None, until)
+
+    def _fire_rest(self, out: list[Output], budget: list[int | None]) -> bool:
+        """Fire the paused instant's remaining subjects in order, within ``budget``; True once all are fired."""
+        assert self.firing is not None
+        t, after, until = self.firing
+        self._judging_day(t)
+        rest = self._rest
+        if rest is None:  # restored part-way: what was due at t and not fired yet, in the same order
+            due = self._restored_rest
+            if t == year_start(year_of(t)):
+                due.update((PERSON, token) for token in self.persons if after is None or (PERSON, token) > after)
+            rest, self._rest_at = sorted(due), 0
+            self._rest, self._restored_rest = rest, set()
+        i = self._rest_at
+        while i < len(rest):
+            if budget[0] is not None:
+                if budget[0] <= 0:
+                    self._rest_at = i
+                    self.firing = (t, rest[i - 1] if i else after, until)
+                    return False
+                budget[0] -= 1
+            ns, subject = rest[i]
             self._fire_subject(ns, subject, t, out)
+            i += 1
+        self.firing, self._rest, self._rest_at = None, None, 0
+        return True
 
     def _fire_subject(self, ns: str, subject: str, t: datetime, out: list[Output]) -> None:
         state = self._load(ns, subject)
