@@ -143,12 +143,11 @@ class TaskState:
         self.index: MutableMapping[str, bytes] = index
         """``<ns>:<subject>`` → its ``x:`` record (pending due times, open referrals), for subjects that have one
         (in memory, or in RocksDB with the subjects: a province's chronic patients all have one)."""
-        self._open: dict[str, list[list[str]]] = {}
-        """The open referrals of the subjects that have some (the gauge's source): a department's queue."""
-        for k, v in self.index.items():
-            refs = json.loads(v)["open"]
-            if refs:
-                self._open[k] = refs
+        self._open: Counter[tuple[str, ...]] = Counter()
+        """Open referrals by (department, flag, type, due): the gauge's source, a department's queue. Counted,
+        not listed per subject: on 1 January a province's every uninsured person gets one, at one instant."""
+        for v in self.index.values():
+            self._open.update(tuple(ref) for ref in json.loads(v)["open"])
         self.engine = MonitorEngine(timeline, self.persons, self.facilities, {"clock": clock, "firing": firing},
                                     due_index=self._due_entries(),
                                     due=SpillingDueIndex(self.backend) if on_disk else None)
@@ -192,18 +191,20 @@ class TaskState:
             for subject in store.dirty:  # indexed while they are still decoded
                 key = f"{ns}:{subject}"
                 record = self._index_record(store.decoded(subject))
-                if record != self.index.get(key):
+                old = self.index.get(key)
+                if record != old:
                     out[INDEX_PREFIX + key.encode()] = record
+                    if old is not None:
+                        for ref in json.loads(old)["open"]:
+                            ref = tuple(ref)
+                            self._open[ref] -= 1
+                            if self._open[ref] <= 0:
+                                del self._open[ref]
                     if record is None:
                         self.index.pop(key, None)
-                        self._open.pop(key, None)
                     else:
                         self.index[key] = record
-                        refs = json.loads(record)["open"]
-                        if refs:
-                            self._open[key] = refs
-                        else:
-                            self._open.pop(key, None)
+                        self._open.update(tuple(ref) for ref in json.loads(record)["open"])
             for subject, raw in store.flush().items():
                 out[f"{store.ns}:{subject}".encode()] = raw
         for person, raw in self.ledgers.flush().items():
@@ -235,10 +236,9 @@ class TaskState:
         if clock is None:
             return counts
         sla = {(r.flag, r.department, r.type): timedelta(days=r.sla_days) for r in routes}
-        for refs in self._open.values():
-            for department, flag, type_, due in refs:
-                opened = datetime.fromisoformat(due) - sla.get((flag, department, type_), timedelta(0))
-                counts[(department, age_bucket(clock - opened))] += 1
+        for (department, flag, type_, due), n in self._open.items():
+            opened = datetime.fromisoformat(due) - sla.get((flag, department, type_), timedelta(0))
+            counts[(department, age_bucket(clock - opened))] += n
         return counts
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from hub.processors import build_logic
 from hub.processors.dedupe import SEGMENT_PREFIX
 from hub.processors.partitioning import partition_for
 from hub.processors.person import decode_input
+from hub.processors.referral import open_referral_counts
 from hub.processors.replay import reference_merge
 from hub.processors.store import MemoryBackend, RocksBackend
 from hub.runtime import encode_input
@@ -151,3 +152,52 @@ def test_a_new_year_judged_in_pieces_and_restored_gives_one_advances_outputs(sto
         flags += sum(1 for t, _, v in expected if "flag" in t and b"uninsured" in v and year in v)
     assert total_paused >= 8, "the new year was not judged in pieces: the test would prove nothing"
     assert flags, "nobody was judged uninsured at the new year: the firing did nothing to compare"
+
+
+def _gauge_through(logic: Any, p: int, before: dict, after: dict, backend: Any) -> int:
+    """One task through the county with a new year in pieces, restored every third batch; after every
+    batch the gauge is compared with the count over the subjects. Returns the open referrals compared."""
+    holder = {"task": logic.new_task(p, backend())}
+    log: list[tuple[bytes, bytes | None]] = []
+    batches = itertools.count(1)
+    checked = 0
+
+    def check(result: Any) -> None:
+        nonlocal checked
+        log.extend(result.state.items())
+        task = holder["task"]
+        clock = task.engine.clock
+        routes = logic.timeline.lookup(clock.astimezone(SHANGHAI).date())[0].routes
+        subjects = itertools.chain((task.persons[k] for k in task.persons),
+                                   (task.facilities[k] for k in task.facilities))  # a clinic's flag refers too
+        want = open_referral_counts(subjects, routes, clock)
+        assert dict(task.open_referrals(routes)) == dict(want), clock
+        checked += sum(want.values())
+        if next(batches) % 3 == 0:
+            task.close()
+            holder["task"] = logic.restore_task(p, log, backend())
+
+    for by_topic in (before, after):
+        merged = reference_merge(_lists(by_topic), lambda r: logic.drop_duplicate(holder["task"], r))
+        while True:
+            result = logic.process(holder["task"], itertools.islice(merged, 15), NOW, fire_limit=5)
+            check(result)
+            if result.applied == 0 and holder["task"].engine.firing is None:
+                break
+        if by_topic is before:
+            check(logic.tick(holder["task"], WALL.timestamp(), fire_limit=5))
+    holder["task"].close()
+    return checked
+
+
+def test_the_open_referral_gauge_counts_what_the_persons_hold(tmp_path: Path) -> None:
+    """The gauge is kept as counts beside the index (a province's 1 January would otherwise hold a list per
+    person): after every batch, and across restores, it must equal the count over the subjects' own states."""
+    logic = build_logic()
+    dbs = itertools.count()
+
+    def backend() -> Any:
+        return RocksBackend(tmp_path / f"db{next(dbs)}")
+
+    checked = sum(_gauge_through(logic, p, before, after, backend) for p, (before, after) in _county().items())
+    assert checked, "no referral was ever open: the gauge was compared on nothing"
