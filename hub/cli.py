@@ -8,6 +8,7 @@ kafka) happen inside the commands, so ``hub --help`` and ``hub settle`` stay fas
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -107,6 +108,10 @@ def replay(
     inputs: Path = typer.Argument(..., help='JSON lines {"topic": ..., "value": {...}}', exists=True),
     dump: Path = typer.Option(..., "--dump", help="where to write every output topic as JSON lines"),
     idle: float = typer.Option(0.0, hidden=True, help="accepted for compatibility; unused"),
+    until: datetime | None = typer.Option(
+        None, "--until", formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"],
+        help="then move every task's clock to this time (Asia/Shanghai unless it has an offset), as a live "
+             "worker's wall clock does once it is caught up (§8.3): the due times up to it fire"),
 ) -> None:
     """The reference run of policy-spec §8: what the live stream must output for these inputs.
 
@@ -114,10 +119,14 @@ def replay(
     merged by event time, and the person processor's rules apply them on event time only. No broker is
     started. Rejected lines go to the dead letters. Outputs are dumped as JSON lines
     {topic, partition, offset, key, schema, value}; compare live outputs with them by event_id.
+    Without --until the clock stops at the last input, as a worker's with HUB_WALL_CLOCK=0.
     """
     from hub.runtime import replay_command
+    from hub.timeutil import SHANGHAI
 
-    raise typer.Exit(replay_command(inputs, dump))
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=SHANGHAI)
+    raise typer.Exit(replay_command(inputs, dump, until=until))
 
 
 @app.command()

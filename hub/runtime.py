@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -239,11 +240,11 @@ def worker_command() -> int:
     return main()
 
 
-def replay_command(inputs: Path, dump: Path, *, err: TextIO = sys.stderr) -> int:
+def replay_command(inputs: Path, dump: Path, *, err: TextIO = sys.stderr, until: datetime | None = None) -> int:
     """``hub replay``: the reference run of policy-spec §8 (see :mod:`hub.processors.replay`)."""
     from hub.processors.replay import replay_file
 
-    return replay_file(inputs, dump, err=err)
+    return replay_file(inputs, dump, err=err, until=until)
 
 
 def wait_until_idle(bootstrap: str, worker: subprocess.Popen[bytes], *, idle: float, timeout: float,

@@ -25,6 +25,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -99,8 +100,12 @@ class Replay:
         else:
             self._dump(topic, partition, offset, key, value)
 
-    def run(self) -> None:
-        """Merge and apply every task's inputs (tasks are independent; their order does not matter)."""
+    def run(self, until: datetime | None = None) -> None:
+        """Merge and apply every task's inputs (tasks are independent; their order does not matter).
+
+        ``until``: then advance every task's clock there in one step, as a caught-up worker's wall clock does
+        (§8.3) — the reference for a worker that judges a large instant over several transactions.
+        """
         for partition in sorted(self._inputs):
             task = self.logic.new_task(partition)
             lists = [recs for _, recs in sorted(self._inputs[partition].items())]
@@ -110,6 +115,8 @@ class Replay:
                 self._collect(result)
                 if result.applied == 0:
                     break
+            if until is not None:
+                self._collect(self.logic.tick(task, until.timestamp()))
         self._inputs.clear()
 
     def _collect(self, result: BatchResult) -> None:
@@ -121,7 +128,7 @@ class Replay:
         self.outputs.append({"topic": topic, "partition": partition, "offset": offset, "key": key, "value": value})
 
 
-def replay_file(inputs: Path, dump: Path, *, err: TextIO = sys.stderr) -> int:
+def replay_file(inputs: Path, dump: Path, *, err: TextIO = sys.stderr, until: datetime | None = None) -> int:
     """``hub replay IN --dump OUT``: every output record of the pipeline for ``inputs``, as JSON lines."""
     from hub import codec
     from hub.config import get_settings
@@ -147,7 +154,7 @@ def replay_file(inputs: Path, dump: Path, *, err: TextIO = sys.stderr) -> int:
         replay.produce(topic, key, data)
         sent += 1
     err.write(f"replay: {sent} input record(s); applying policy-spec §8 …\n")
-    replay.run()
+    replay.run(until)
     rows = sorted(replay.outputs, key=lambda r: (r["topic"], r["partition"], r["offset"]))
     with dump.open("w", encoding="utf-8") as fh:
         for row in rows:

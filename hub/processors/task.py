@@ -246,8 +246,13 @@ class TaskState:
 
     def summary(self) -> str:
         clock = self.engine.clock.isoformat() if self.engine.clock else None
-        return (f"{len(self.persons)} person(s), {len(self.facilities)} facility(ies), {len(self.ledgers)} ledger(s), "
+        text = (f"{len(self.persons)} person(s), {len(self.facilities)} facility(ies), {len(self.ledgers)} ledger(s), "
                 f"{len(self.recent)} recent id(s), {len(self.index)} with due times or open referrals, clock {clock}")
+        firing = self.engine.firing
+        if firing is not None:
+            text += (f"; in the middle of judging the subjects due at {firing[0].isoformat()}: goes on from where "
+                     "it stopped before any record is applied")
+        return text
 
 
 class Restorer:
