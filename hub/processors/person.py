@@ -25,6 +25,8 @@ the same dead letter, with the offset in the record's headers.
 
 from __future__ import annotations
 
+import copy
+import itertools
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -39,14 +41,15 @@ from hub.policy.loader import select_policy
 from hub.policy.model import Policy
 from hub.policy.monitor.inputs import SettlementInput
 from hub.policy.monitor.outputs import Escalation, FlagEvent, InputRefused, MismatchEvent, Output
-from hub.policy.settlement import PersonFacts, Reversal
+from hub.policy.settlement import Discharge, PersonFacts, Reversal, SettlementLedger
+from hub.policy.settlement import Outcome as LedgerOutcome
 from hub.policy.timeline import PolicyTimeline
 from hub.processors.convert import discharge_item, monitor_input, output_record, settlement_record
 from hub.processors.dedupe import digest
 from hub.processors.merge import UNKNOWN_TIME, Fetched
 from hub.processors.partitioning import partition_for
 from hub.processors.store import Backend
-from hub.processors.task import Restorer, TaskState, to_us
+from hub.processors.task import LedgerEntry, Restorer, TaskState, to_us
 from hub.timeutil import SHANGHAI
 from hub.topics import BY_NAME, DEAD_LETTERS, MERGE_RANK, PARTITIONS
 
@@ -128,22 +131,30 @@ class PersonLogic:
         """Apply ``records`` (in merge order) to ``task``; return outputs and state changes.
 
         ``records`` may be a generator that consults the task between records (the merge's re-sent check):
-        each record is applied before the next is taken. A firing paused by :meth:`tick` (``fire_limit``)
-        goes on first, at most ``fire_limit`` more subjects; while it is unfinished no record is taken.
+        each record is applied before the next is taken. With ``fire_limit`` at most that many subjects are
+        judged at a due instant per batch: a firing left unfinished (by :meth:`tick` or by a record that takes
+        the clock into a new year, :meth:`_fired_ahead`) goes on first, and no record is applied until it is
+        done — the record that started it waits in ``task.held``.
         """
         result = BatchResult()
         offsets = task.offsets
         engine = task.engine
+        budget = [fire_limit]
         try:
             if engine.firing is not None:
-                self._emit(task, engine.advance_to(engine.firing[2], limit=fire_limit), None, result, {})
+                self._emit(task, engine.advance_to(engine.firing[2], limit=budget[0]), None, result, {})
                 task.task_dirty = True
                 if engine.firing is not None:
                     result.state = task.flush()
                     return result
-            for r in records:
+            held, task.held = task.held, None
+            for r in itertools.chain([held] if held is not None else [], records):
                 if r.offset < offsets.get(r.topic, 0):
                     continue  # already applied (a seek went back): never apply twice
+                if fire_limit is not None and not self._fired_ahead(task, r, budget, result):
+                    task.held = r  # applied once the new year is judged, in the next batches
+                    task.task_dirty = True
+                    break
                 offsets[r.topic] = r.offset + 1
                 task.task_dirty = True
                 result.applied += 1
@@ -229,7 +240,7 @@ class PersonLogic:
         comparison (:meth:`hub.processors.merge.PartitionGroup.drain`).
         """
         ident = self.identify(r)
-        if ident is None or not task.recent.is_duplicate(ident, task.clock_us):
+        if ident is None or task.held_key == (r.topic, r.offset) or not task.recent.is_duplicate(ident, task.clock_us):
             return False
         if r.offset >= task.offsets.get(r.topic, 0):
             task.offsets[r.topic] = r.offset + 1
@@ -258,7 +269,9 @@ class PersonLogic:
                        f"{partition_for(subject.encode(), self.partitions)}, not {r.partition}: its key must be "
                        "its subject (policy-spec §8.1), or its state would be split across tasks", result)
             return
-        if task.recent.is_duplicate(ident, task.clock_us):
+        if task.held_key == (r.topic, r.offset):
+            task.held_key = None  # its re-sent check was made before 1 January's firing moved the clock
+        elif task.recent.is_duplicate(ident, task.clock_us):
             self._counts["inputs_duplicate", (("topic", r.topic),)] += 1
             return  # §8.2: a re-sent input changes nothing, not even the clock
         task.recent.add(r.topic, ident, r.time_us)
@@ -285,6 +298,47 @@ class PersonLogic:
             return
         self._emit(task, outs, r, result, hospital_of)
 
+    def _fired_ahead(self, task: TaskState, r: Fetched, budget: list[int | None], result: BatchResult) -> bool:
+        """Before a record that takes the clock into a new year: judge 1 January's subjects within ``budget``.
+
+        Only a record the engine will apply moves the clock (§5.1; a refused or re-sent one changes nothing), so
+        this looks ahead without changing anything — the checks of :meth:`_one`, and a discharge on a copy of
+        its person's ledger — and advances the clock to the record's time exactly as its ``apply`` would, at
+        most ``budget`` subjects now. False: the firing is paused, the record waits for the next batch (where
+        its re-sent check is not made again: it was made before the clock moved, as for every record).
+        """
+        clock = task.engine.clock
+        v = r.value
+        if clock is None or v is None or r.error is not None:
+            return True
+        at = v.get("occurred_at")
+        if not isinstance(at, datetime) or at.astimezone(SHANGHAI).year <= clock.astimezone(SHANGHAI).year:
+            return True
+        if task.held_key != (r.topic, r.offset) and not self._reaches_engine(task, r):
+            return True
+        task.held_key = (r.topic, r.offset)
+        self._emit(task, task.engine.advance_to(at.astimezone(SHANGHAI), limit=budget[0]), None, result, {})
+        return task.engine.firing is None
+
+    def _reaches_engine(self, task: TaskState, r: Fetched) -> bool:
+        """Whether :meth:`_one` would hand ``r`` to the engine (it changes nothing to find out)."""
+        v = r.value
+        subject = self._subject(r)
+        if v is None or subject is None or self.identify(r) is None:
+            return False
+        if r.topic not in _FREE_SUBJECT_TOPICS and TOKEN_PATTERN.match(subject) is None:
+            return False
+        if task.recent.is_duplicate(r.ident, task.clock_us):  # type: ignore[arg-type]
+            return False
+        try:
+            if r.topic == DISCHARGES:
+                entry = task.ledgers.get(v["person_token"]) or LedgerEntry()
+                outcome = self._ledger_outcome(task, v, entry, copy.deepcopy(entry.ledger))[2]
+                return outcome.error is None and outcome.changed
+            return monitor_input(r.topic, v) is not None
+        except (HubError, ValueError, KeyError):
+            return False
+
     def _policy(self, region: str | None, day: date) -> Policy | None:
         """``select_policy`` memoised: its answer depends on the (fixed) policy list, region and day only."""
         key = (region, day)
@@ -295,13 +349,13 @@ class PersonLogic:
             memo[key] = select_policy(self.policies, region, day)
         return memo[key]
 
-    def _settle(self, task: TaskState, r: Fetched, v: dict[str, Any], now: float, result: BatchResult) -> None:
+    def _ledger_outcome(self, task: TaskState, v: dict[str, Any], entry: LedgerEntry,
+                        ledger: SettlementLedger) -> tuple[Discharge | Reversal, str | None, LedgerOutcome]:
+        """The discharge ``v`` applied to ``ledger`` (the person's own, or a copy to look ahead)."""
         person = v["person_token"]
         hospital = v.get("hospital_code") or None
         item = discharge_item(v)
-        entry = task.ledger(person)
-        engine = task.engine
-        ps = engine.persons.get(person)
+        ps = task.engine.persons.get(person)
         region = None if isinstance(item, Reversal) else entry.regions.get(item.year)
         facts = PersonFacts(
             categories=ps.C if ps else frozenset(),
@@ -313,7 +367,14 @@ class PersonLogic:
         policy = None if isinstance(item, Reversal) or region is None else self._policy(region, item.day)
         # A discharge id is the hospital's own numbering (住院号): scoped to it, so another hospital can neither
         # take the id nor reverse the settlement (issue 16); the sender is the edge's authenticated hospital.
-        outcome = entry.ledger.apply(policy, facts, item, hospital=hospital)
+        return item, region, ledger.apply(policy, facts, item, hospital=hospital)
+
+    def _settle(self, task: TaskState, r: Fetched, v: dict[str, Any], now: float, result: BatchResult) -> None:
+        person = v["person_token"]
+        hospital = v.get("hospital_code") or None
+        entry = task.ledger(person)
+        engine = task.engine
+        item, region, outcome = self._ledger_outcome(task, v, entry, entry.ledger)
         if outcome.error is not None:
             detail = outcome.detail
             if outcome.error == "no_policy" and region is None:

@@ -155,6 +155,12 @@ class TaskState:
         """Next offset to apply, per input topic (this task's partition): everything before is applied."""
         self.recent = _recent_ids(self.backend)
         self.task_dirty = False
+        self.held: Any = None
+        """A record taken from the merge but not applied: it takes the clock into a new year whose 1 January
+        is being judged over several batches (``PersonLogic.process``); it is applied first once that is done."""
+        self.held_key: tuple[str, int] | None = None
+        """(topic, offset) of that record, saved with the task: its re-sent check was made before the firing
+        moved the clock, and is not made again (after a restore it is fetched again from that offset)."""
 
     # -- reading and writing state ----------------------------------------------------------------
 
@@ -212,7 +218,8 @@ class TaskState:
         out.update(self.recent.flush(self.clock_us if self.engine.clock is not None else None))
         if self.task_dirty or out:
             out[TASK_KEY] = _dumps({  # the engine's clock, and where a paused firing stands (if one is)
-                "v": STATE_VERSION, **self.engine.state_dict(), "offsets": self.offsets, "counts": self.recent.counts})
+                "v": STATE_VERSION, **self.engine.state_dict(), "offsets": self.offsets, "counts": self.recent.counts,
+                **({"held": list(self.held_key)} if self.held_key else {})})
             self.task_dirty = False
         return out
 
@@ -310,6 +317,9 @@ class Restorer:
         state = TaskState(self.partition, self.timeline, self.backend, self.task.get("clock"), self.index,
                           self.task.get("firing"))
         state.offsets = {t: int(o) for t, o in self.task.get("offsets", {}).items()}
+        if self.task.get("held"):
+            topic, offset = self.task["held"]
+            state.held_key = (topic, int(offset))
         recent = _recent_ids(self.backend)
         if self.on_disk:
             for name in list(self.backend.keys(BODY_NS)):
