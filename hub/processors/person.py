@@ -175,7 +175,9 @@ class PersonLogic:
         wall = datetime.fromtimestamp(now, SHANGHAI)
         engine = task.engine
         try:
-            if engine.clock is not None and (wall > engine.clock or engine.firing is not None):
+            # A record waiting for a firing comes first: moving the clock past it would apply it late.
+            waiting = task.held is not None or task.held_key is not None
+            if not waiting and engine.clock is not None and (wall > engine.clock or engine.firing is not None):
                 self._emit(task, engine.advance_to(wall, limit=fire_limit), None, result, {})
                 task.task_dirty = True
             result.state = task.flush()

@@ -232,3 +232,25 @@ def test_the_open_referral_gauge_counts_what_the_persons_hold(tmp_path: Path) ->
 
     checked = sum(_gauge_through(logic, p, before, after, backend) for p, (before, after) in _county().items())
     assert checked, "no referral was ever open: the gauge was compared on nothing"
+
+
+def test_a_wall_clock_tick_never_overtakes_a_record_waiting_for_the_firing() -> None:
+    """A worker ticks whenever it is idle; a record waiting for 1 January's pieces must still come first."""
+    logic = build_logic()
+    p, (before, _after) = next((p, sides) for p, sides in sorted(_county().items()) if sides[0])
+    expected, _ = _reference(logic, p, before, {})
+    task = logic.new_task(p, MemoryBackend())
+    merged = reference_merge(_lists(before), lambda r: logic.drop_duplicate(task, r))
+    outputs: list = []
+    ticked_while_waiting = 0
+    while True:
+        result = logic.process(task, itertools.islice(merged, 20), NOW, fire_limit=1)
+        outputs += [(t, k, v) for t, k, v, _ in result.outputs]
+        if task.held is not None:  # idle as far as the merge knows: the wall clock ticks
+            ticked_while_waiting += 1
+            outputs += [(t, k, v) for t, k, v, _ in logic.tick(task, WALL.timestamp(), fire_limit=1).outputs]
+        elif result.applied == 0 and task.engine.firing is None:
+            break
+    outputs += [(t, k, v) for t, k, v, _ in logic.tick(task, WALL.timestamp()).outputs]
+    assert ticked_while_waiting, "no record waited for a firing: the test would prove nothing"
+    assert sorted(outputs) == sorted(expected)
