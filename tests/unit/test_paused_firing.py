@@ -125,19 +125,15 @@ def _in_pieces(logic: Any, p: int, before: dict, after: dict, backend: Any, limi
             holder["task"] = logic.restore_task(p, log, backend())
             holder["task"].held = held  # what a worker fetches again first: it was not applied
 
-    merged = reference_merge(_lists(before), lambda r: logic.drop_duplicate(holder["task"], r))
-    while True:
-        result = logic.process(holder["task"], itertools.islice(merged, 20), NOW, fire_limit=limit)
-        commit(result)
-        if result.applied == 0 and holder["task"].held is None and holder["task"].engine.firing is None:
-            break
-    commit(logic.tick(holder["task"], WALL.timestamp(), fire_limit=limit))
-    merged = reference_merge(_lists(after), lambda r: logic.drop_duplicate(holder["task"], r))
-    while True:
-        result = logic.process(holder["task"], itertools.islice(merged, 20), NOW, fire_limit=limit)
-        commit(result)
-        if result.applied == 0 and holder["task"].held is None and holder["task"].engine.firing is None:
-            break
+    for by_topic in (before, after):
+        merged = reference_merge(_lists(by_topic), lambda r: logic.drop_duplicate(holder["task"], r))
+        while True:
+            result = logic.process(holder["task"], itertools.islice(merged, 20), NOW, fire_limit=limit)
+            commit(result)
+            if result.applied == 0 and holder["task"].held is None and holder["task"].engine.firing is None:
+                break
+        if by_topic is before:
+            commit(logic.tick(holder["task"], WALL.timestamp(), fire_limit=limit))
     holder["task"].close()
     return outputs, dict(log), paused, waiting
 
