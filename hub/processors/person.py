@@ -50,7 +50,7 @@ from hub.processors.merge import UNKNOWN_TIME, Fetched
 from hub.processors.partitioning import partition_for
 from hub.processors.store import Backend
 from hub.processors.task import LedgerEntry, Restorer, TaskState, to_us
-from hub.timeutil import SHANGHAI
+from hub.timeutil import SHANGHAI, year_start
 from hub.topics import BY_NAME, DEAD_LETTERS, MERGE_RANK, PARTITIONS
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ class PersonLogic:
         self._counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
         self._store = codec.default_store()
         self._policy_memo: dict[tuple[str | None, date], Policy | None] = {}
+        self._new_year_memo: tuple[datetime, datetime] | None = None
         self._fallbacks_seen: set[tuple[str, date]] = set()
 
     @property
@@ -314,13 +315,22 @@ class PersonLogic:
         if clock is None or v is None or r.error is not None:
             return True
         at = v.get("occurred_at")
-        if not isinstance(at, datetime) or at.astimezone(SHANGHAI).year <= clock.astimezone(SHANGHAI).year:
+        if not isinstance(at, datetime) or at < self._next_new_year(clock):
             return True
         if task.held_key != (r.topic, r.offset) and not self._reaches_engine(task, r):
             return True
         task.held_key = (r.topic, r.offset)
         self._emit(task, task.engine.advance_to(at.astimezone(SHANGHAI), limit=budget[0]), None, result, {})
         return task.engine.firing is None
+
+    def _next_new_year(self, clock: datetime) -> datetime:
+        """1 January after ``clock`` (Shanghai): asked before every record, so the year of the last answer is
+        remembered as its (start, end) and a clock inside it costs two comparisons."""
+        memo = self._new_year_memo
+        if memo is None or not memo[0] <= clock < memo[1]:
+            year = clock.astimezone(SHANGHAI).year
+            memo = self._new_year_memo = (year_start(year), year_start(year + 1))
+        return memo[1]
 
     def _reaches_engine(self, task: TaskState, r: Fetched) -> bool:
         """Whether :meth:`_one` would hand ``r`` to the engine (it changes nothing to find out)."""

@@ -39,6 +39,7 @@ from hub.policy.monitor.state import FacilityState, PersonState, SubjectState
 from hub.policy.settlement import SettlementLedger
 from hub.policy.timeline import PolicyTimeline
 from hub.processors.dedupe import BODY_NS, SEGMENT_PREFIX, RecentIds, StoredIds
+from hub.processors.merge import Fetched
 from hub.processors.store import Backend, BackendMap, MemoryBackend, RocksBackend, SubjectStore
 
 __all__ = ["LedgerEntry", "TaskState", "TASK_KEY", "STATE_VERSION", "to_us"]
@@ -155,7 +156,7 @@ class TaskState:
         """Next offset to apply, per input topic (this task's partition): everything before is applied."""
         self.recent = _recent_ids(self.backend)
         self.task_dirty = False
-        self.held: Any = None
+        self.held: Fetched | None = None
         """A record taken from the merge but not applied: it takes the clock into a new year whose 1 January
         is being judged over several batches (``PersonLogic.process``); it is applied first once that is done."""
         self.held_key: tuple[str, int] | None = None
